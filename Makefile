@@ -1,0 +1,111 @@
+# libkv - GNU make. The two commands a new user needs:
+#   make example   build the library and run examples/quickstart.c
+#   make check     build and run every test
+# Both install missing Debian build dependencies first (scripts/deps.sh).
+
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR ?= $(PREFIX)/share/man
+PKG_CONFIG ?= pkg-config
+CC ?= cc
+CXX ?= c++
+
+MAJOR := $(shell sed -n 's/^\#define KV_VERSION_MAJOR *\([0-9]*\).*/\1/p' include/kv.h)
+MINOR := $(shell sed -n 's/^\#define KV_VERSION_MINOR *\([0-9]*\).*/\1/p' include/kv.h)
+PATCH := $(shell sed -n 's/^\#define KV_VERSION_PATCH *\([0-9]*\).*/\1/p' include/kv.h)
+VERSION := $(MAJOR).$(MINOR).$(PATCH)
+
+# B is the build directory; check-asan and check-tsan use their own.
+B ?= build
+SAN ?=
+DEPS := zlib libxxhash libbsd
+WARN := -Wall -Wextra -Werror -Wshadow -Wconversion -Wstrict-prototypes \
+	-Wmissing-prototypes
+DEP_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(DEPS))
+DEP_LIBS = $(shell $(PKG_CONFIG) --libs $(DEPS)) -pthread
+ALL_CFLAGS = -std=c11 $(WARN) -O2 -g -fPIC -fvisibility=hidden \
+	-D_GNU_SOURCE -Iinclude -Ilib $(SAN) $(DEP_CFLAGS) $(CPPFLAGS) $(CFLAGS)
+ALL_LDFLAGS = $(SAN) $(LDFLAGS)
+
+LIB_SRC := $(wildcard lib/*.c)
+LIB_OBJ := $(LIB_SRC:lib/%.c=$(B)/obj/%.o)
+TEST_SRC := $(wildcard test/test_*.c)
+TEST_BIN := $(TEST_SRC:test/%.c=$(B)/%)
+HELPER_SRC := $(wildcard test/helpers/*.c)
+HELPER_OBJ := $(HELPER_SRC:test/helpers/%.c=$(B)/obj/helpers/%.o)
+TEST_CFLAGS = $(ALL_CFLAGS) -Wno-conversion -Itest/helpers \
+	$(shell $(PKG_CONFIG) --cflags cmocka)
+TEST_LIBS = $(B)/libkv.a $(DEP_LIBS) $(shell $(PKG_CONFIG) --libs cmocka)
+
+.PHONY: all deps example examples check check-asan check-tsan test-run \
+	man-check cxx-check clean
+.DELETE_ON_ERROR:
+
+all: deps $(B)/libkv.so $(B)/libkv.a
+
+deps:
+	@scripts/deps.sh
+
+$(B)/obj/%.o: lib/%.c $(wildcard lib/*.h) include/kv.h | $(B)/obj
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(B)/obj $(B)/obj/helpers:
+	mkdir -p $@
+
+$(B)/libkv.a: $(LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/libkv.so.$(VERSION): $(LIB_OBJ) lib/libkv.map
+	$(CC) -shared -Wl,-soname,libkv.so.$(MAJOR) \
+		-Wl,--version-script,lib/libkv.map $(ALL_LDFLAGS) \
+		-o $@ $(LIB_OBJ) $(DEP_LIBS)
+
+$(B)/libkv.so: $(B)/libkv.so.$(VERSION)
+	ln -sf libkv.so.$(VERSION) $(B)/libkv.so.$(MAJOR)
+	ln -sf libkv.so.$(VERSION) $@
+
+# ---- examples ----
+
+$(B)/quickstart: examples/quickstart.c $(B)/libkv.so
+	$(CC) -std=c11 $(WARN) -g -Iinclude $(SAN) $(CFLAGS) $< -o $@ \
+		-L$(B) -Wl,-rpath,'$$ORIGIN' -lkv $(LDFLAGS)
+
+example examples: all $(B)/quickstart
+	@dir=$$(mktemp -d) && echo "quickstart: store in $$dir/store" && \
+		$(B)/quickstart "$$dir/store" && rm -rf "$$dir"
+
+# ---- tests ----
+
+$(B)/obj/helpers/%.o: test/helpers/%.c $(wildcard test/helpers/*.h) \
+		include/kv.h | $(B)/obj/helpers
+	$(CC) $(TEST_CFLAGS) -c $< -o $@
+
+$(B)/test_%: test/test_%.c $(HELPER_OBJ) $(B)/libkv.a $(wildcard test/helpers/*.h)
+	$(CC) $(TEST_CFLAGS) $< $(HELPER_OBJ) -o $@ $(ALL_LDFLAGS) $(TEST_LIBS)
+
+# The header must compile as C++ (extern "C", no C-only constructs).
+$(B)/cxx_header_test: test/cxx/header.cc include/kv.h $(B)/libkv.so
+	$(CXX) -std=c++11 -Wall -Wextra -Werror -Iinclude $< -o $@ \
+		-L$(B) -Wl,-rpath,'$$ORIGIN' -lkv
+
+cxx-check: $(B)/cxx_header_test
+	$(B)/cxx_header_test
+
+man-check: $(B)/libkv.so
+	scripts/check-man.sh $(B)
+
+test-run: all $(TEST_BIN)
+	@scripts/run-tests.sh $(TEST_BIN)
+
+check: test-run man-check cxx-check examples
+
+check-asan:
+	$(MAKE) B=build-asan SAN="-fsanitize=address,undefined \
+		-fno-omit-frame-pointer -fno-sanitize-recover=all" test-run
+
+check-tsan:
+	$(MAKE) B=build-tsan SAN="-fsanitize=thread" KV_TEST_SCALE=1 test-run
+
+clean:
+	rm -rf build build-asan build-tsan

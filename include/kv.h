@@ -1,0 +1,255 @@
+/*
+ * kv.h - libkv, an embeddable log-structured hash table (Bitcask family).
+ *
+ * This header is the manual in brief; the man pages (kv(3) and one page per
+ * function) say the same at length.
+ *
+ * MODEL
+ *   A store is a directory. Every write is appended as a CRC-checked record
+ *   to the newest ("active") segment file; full segments are sealed and never
+ *   modified again. An in-memory hash index (the keydir) maps each live key
+ *   to its newest record, so a read is one lookup plus one read of a record.
+ *   Every record carries a 64-bit sequence number (LSN); on open the record
+ *   with the highest LSN wins for each key, whatever file it is in.
+ *
+ * HANDLES AND OWNERSHIP
+ *   kv_open() returns a kv_t handle, released by kv_close(). Memory that the
+ *   library returns (kv_get) is released with kv_free(). Pointers handed to a
+ *   callback (kv_get_view, kv_foreach, kv_scan) are valid only during that
+ *   call. On failure every function that has an out-pointer sets it to NULL
+ *   (or leaves sizes at 0) and changes nothing in the store.
+ *
+ * THREADS
+ *   A kv_t may be shared by any number of threads. Readers run in parallel
+ *   and never wait for disk I/O done by a writer (except in KV_SYNC_NONE, see
+ *   kv(3)); writers are serialised only for the append to the log. Callbacks
+ *   run without internal locks held, so they may call back into the store.
+ *   One process at a time may open a directory for writing; read-only
+ *   handles may coexist with it and see the data as of their open.
+ *
+ * DURABILITY (kv_options.sync_mode)
+ *   KV_SYNC_NONE      buffered in the process; a process crash may lose
+ *                     the buffer (up to 64 KiB of records).
+ *   KV_SYNC_WRITE     default; each write reaches the kernel before the call
+ *                     returns: a process crash loses nothing, power loss may.
+ *   KV_SYNC_EVERY     as WRITE, plus fdatasync after every sync_every writes.
+ *   KV_SYNC_INTERVAL  as WRITE, plus fdatasync at most every sync_every ms,
+ *                     from a background thread.
+ *   KV_SYNC_ALWAYS    durable before the call returns; concurrent writers
+ *                     share one fdatasync (group commit).
+ *
+ * ERRORS
+ *   Functions return 0 (KV_OK) or a negative KV_E* code. kv_strerror() names
+ *   a code; kv_errmsg() gives the calling thread's last failure in detail
+ *   (file, offset, errno), and also works after a failed kv_open().
+ */
+#ifndef KV_H
+#define KV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KV_VERSION_MAJOR 0
+#define KV_VERSION_MINOR 1
+#define KV_VERSION_PATCH 0
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define KV_API __attribute__((visibility("default")))
+#else
+#define KV_API
+#endif
+
+/* Opaque handles. */
+typedef struct kv kv_t;
+typedef struct kv_batch kv_batch;
+
+/* Error codes: 0 or negative, stable across versions. */
+enum {
+	KV_OK = 0,
+	KV_ENOTFOUND = -1,  /* no live value under the key */
+	KV_EINVAL = -2,     /* bad argument; nothing was changed */
+	KV_ENOMEM = -3,     /* out of memory */
+	KV_EIO = -4,        /* I/O error; kv_errmsg() has file and errno */
+	KV_ECORRUPT = -5,   /* a file failed a checksum or bound check */
+	KV_ELOCKED = -6,    /* another handle has the store open for writing */
+	KV_EREADONLY = -7,  /* write to a read-only handle */
+	KV_ETOOBIG = -8,    /* key or value over its limit */
+	KV_EEXIST = -9,     /* KV_EXCL and a store already exists */
+	KV_ENOENT = -10,    /* no store there and KV_CREATE not given */
+	KV_EVERSION = -11,  /* file written by an unknown format version */
+	KV_ERANGE = -12,    /* kv_get_into: buffer too small */
+	KV_EBUSY = -13,     /* call not allowed from inside this callback */
+	KV_ENOTSUP = -14    /* not available with this store's options */
+};
+
+/* kv_options.flags */
+#define KV_CREATE    0x01u /* create the directory and store if missing */
+#define KV_RDONLY    0x02u /* open for reading only; takes no lock */
+#define KV_EXCL      0x04u /* with KV_CREATE: fail if a store exists */
+#define KV_SALVAGE   0x08u /* open past corrupt records, skipping them */
+#define KV_COMPRESS  0x10u /* zlib-compress values >= compress_min bytes */
+#define KV_UNORDERED 0x20u /* no ordered index: saves memory, no kv_scan */
+
+/* kv_options.sync_mode */
+#define KV_SYNC_WRITE    0u /* the default */
+#define KV_SYNC_NONE     1u
+#define KV_SYNC_EVERY    2u
+#define KV_SYNC_INTERVAL 3u
+#define KV_SYNC_ALWAYS   4u
+
+/* Limits. */
+#define KV_MAX_KEY   65535u                 /* keys are 1..KV_MAX_KEY bytes */
+#define KV_MAX_VALUE 4294967295u            /* ceiling for max_value_size */
+
+/* Log levels given to kv_log_fn. */
+#define KV_LOG_ERROR 0
+#define KV_LOG_WARN  1
+#define KV_LOG_INFO  2
+
+typedef void (*kv_log_fn)(void *ctx, int level, const char *msg);
+/* Milliseconds since the Unix epoch, used for TTLs. */
+typedef uint64_t (*kv_clock_fn)(void *ctx);
+
+/*
+ * Options. Fill with kv_options_init(), then change what you need; 0 means
+ * "default" in every numeric field. `size` lets a newer library read an
+ * older caller's struct: leave it as kv_options_init() set it.
+ */
+typedef struct kv_options {
+	uint32_t size;            /* sizeof(kv_options) */
+	uint32_t flags;           /* KV_CREATE | KV_RDONLY | ... */
+	uint32_t sync_mode;       /* KV_SYNC_* */
+	uint32_t sync_every;      /* EVERY: writes per sync; INTERVAL: ms */
+	uint64_t max_file_size;   /* segment rollover size; 256 MiB */
+	uint64_t max_value_size;  /* largest value accepted; 64 MiB */
+	uint32_t compress_min;    /* KV_COMPRESS threshold; 512 bytes */
+	uint32_t file_mode;       /* mode of new files (umask applies); 0644 */
+	kv_log_fn log;            /* recovery and background messages */
+	void *log_ctx;
+	kv_clock_fn clock;        /* TTL clock; CLOCK_REALTIME */
+	void *clock_ctx;
+	uint64_t reserved[8];     /* must be zero */
+} kv_options;
+
+/* Whole-store figures; a struct tag only, as with stat(2)'s struct stat,
+ * because kv_stats is the function that fills it. */
+struct kv_stats {
+	uint32_t size;             /* set by the caller: sizeof(kv_stats) */
+	uint32_t sync_mode;
+	uint64_t live_keys;        /* keys with a live (unexpired) value */
+	uint64_t live_bytes;       /* record bytes of those values */
+	uint64_t dead_bytes;       /* overwritten, deleted, expired, tombstones */
+	uint64_t segments;         /* segment files */
+	uint64_t disk_bytes;       /* their total size */
+	uint64_t keydir_bytes;     /* heap held by the index, incl. key bytes */
+	uint64_t last_lsn;         /* sequence number of the newest record */
+	uint64_t recovered_truncated_bytes; /* torn tail cut at open */
+	uint64_t recovered_skipped_bytes;   /* skipped by KV_SALVAGE at open */
+	uint64_t recovered_skipped_records;
+	uint64_t compressed_values;         /* values written compressed */
+	uint64_t compression_saved_bytes;   /* raw minus stored, for those */
+	uint64_t reserved[8];
+};
+
+/* One segment's figures. */
+typedef struct kv_segment_stats {
+	uint64_t seq;              /* sequence number in the file name */
+	uint64_t bytes;            /* file size */
+	uint64_t live_bytes;
+	uint64_t dead_bytes;
+	uint32_t active;           /* 1 for the segment being appended to */
+	uint32_t reserved;
+} kv_segment_stats;
+
+/* Callbacks. Returning non-zero stops the call, which returns that value. */
+typedef int (*kv_view_fn)(void *ctx, const void *val, size_t vlen);
+typedef int (*kv_pair_fn)(void *ctx, const void *key, size_t klen,
+			  const void *val, size_t vlen);
+
+/* ---- library ---- */
+
+/* "MAJOR.MINOR.PATCH"; any pointer may be NULL. */
+KV_API const char *kv_version(int *major, int *minor, int *patch);
+/* Static text for a KV_E* code; never NULL. */
+KV_API const char *kv_strerror(int err);
+/* The calling thread's last failure in detail; never NULL. */
+KV_API const char *kv_errmsg(void);
+/* Frees memory returned by libkv; NULL is a no-op. */
+KV_API void kv_free(void *ptr);
+
+/* ---- open and close ---- */
+
+KV_API void kv_options_init(kv_options *opts);
+/* opts may be NULL for defaults (which do not include KV_CREATE). */
+KV_API int kv_open(const char *dir, const kv_options *opts, kv_t **out);
+/* Flushes, syncs (except KV_SYNC_NONE: flush only), frees; NULL is a no-op. */
+KV_API int kv_close(kv_t *db);
+
+/* ---- single-key operations ---- */
+
+KV_API int kv_put(kv_t *db, const void *key, size_t klen,
+		  const void *val, size_t vlen);
+/* As kv_put; the key expires ttl_ms (> 0) milliseconds from now. */
+KV_API int kv_put_ttl(kv_t *db, const void *key, size_t klen,
+		      const void *val, size_t vlen, uint64_t ttl_ms);
+/* *val is malloc'd (free with kv_free), NUL-terminated one past *vlen. */
+KV_API int kv_get(kv_t *db, const void *key, size_t klen,
+		  void **val, size_t *vlen);
+/* Copies into buf; KV_ERANGE (and *vlen = size needed) when cap is short. */
+KV_API int kv_get_into(kv_t *db, const void *key, size_t klen,
+		       void *buf, size_t cap, size_t *vlen);
+/* Calls fn with the stored bytes, without a copy where possible. */
+KV_API int kv_get_view(kv_t *db, const void *key, size_t klen,
+		       kv_view_fn fn, void *ctx);
+/* KV_OK if a live value exists, else KV_ENOTFOUND. */
+KV_API int kv_exists(kv_t *db, const void *key, size_t klen);
+/* KV_ENOTFOUND (and nothing written) if the key has no live value. */
+KV_API int kv_delete(kv_t *db, const void *key, size_t klen);
+
+/* ---- atomic batches ---- */
+
+KV_API int kv_batch_new(kv_batch **out);
+KV_API int kv_batch_put(kv_batch *b, const void *key, size_t klen,
+			const void *val, size_t vlen);
+KV_API int kv_batch_put_ttl(kv_batch *b, const void *key, size_t klen,
+			    const void *val, size_t vlen, uint64_t ttl_ms);
+KV_API int kv_batch_delete(kv_batch *b, const void *key, size_t klen);
+KV_API void kv_batch_clear(kv_batch *b);
+KV_API size_t kv_batch_count(const kv_batch *b);
+KV_API void kv_batch_free(kv_batch *b);
+/* Applies the whole batch or none of it, even across a crash. */
+KV_API int kv_write(kv_t *db, kv_batch *b);
+
+/* ---- iteration ---- */
+
+/* Every live pair, in no order. */
+KV_API int kv_foreach(kv_t *db, kv_pair_fn fn, void *ctx);
+/*
+ * Live pairs in byte order of key, with start <= key < end (NULL start: from
+ * the first key; NULL end: to the last), keys beginning with prefix (NULL:
+ * any), at most limit pairs (0: no limit).
+ */
+KV_API int kv_scan(kv_t *db, const void *start, size_t slen,
+		   const void *end, size_t elen,
+		   const void *prefix, size_t plen, size_t limit,
+		   kv_pair_fn fn, void *ctx);
+
+/* ---- durability and figures ---- */
+
+/* Makes every write so far durable (fdatasync of the active segment). */
+KV_API int kv_sync(kv_t *db);
+/* out->size must be set to sizeof(struct kv_stats) by the caller. */
+KV_API int kv_stats(kv_t *db, struct kv_stats *out);
+/* Fills up to cap entries, oldest first; *n is the number of segments. */
+KV_API int kv_stats_segments(kv_t *db, kv_segment_stats *arr, size_t cap,
+			     size_t *n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KV_H */

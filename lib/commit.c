@@ -1,0 +1,257 @@
+/* commit.c - append, publish, sync. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commit.h"
+#include "error.h"
+#include "record.h"
+
+int kv__prepare_value(kv_t *db, kv__op *op, void **owned)
+{
+	void *z;
+	size_t zlen;
+	int rc;
+
+	*owned = NULL;
+	if (!(db->opts.flags & KV_COMPRESS) || op->vlen < db->opts.compress_min)
+		return 0;
+	rc = kv__rec_compress(op->val, op->vlen, &z, &zlen);
+	if (rc == KV_ENOMEM)
+		return kv__fail(rc, "out of memory compressing a value");
+	if (rc == 1)
+		return 0; /* incompressible: store it as it is */
+	atomic_fetch_add(&db->compressed_values, 1);
+	atomic_fetch_add(&db->compress_saved, op->vlen - zlen);
+	op->val = z;
+	op->vlen = (uint32_t)zlen;
+	op->flags = KV__RF_ZLIB;
+	*owned = z;
+	return 0;
+}
+
+/* Seals the active segment (flush, fdatasync) and starts the next one. */
+static int roll(kv_t *db)
+{
+	kv__seg *old = db->active, *s;
+	uint64_t seq = 0;
+	int rc;
+
+	if ((rc = kv__seg_flush(old)) != 0)
+		return rc;
+	if (kv__seg_sync(old))
+		return kv__poison(db);
+	old->sealed = 1;
+	for (uint32_t i = 0; i < db->nslots; i++)
+		if (db->segs[i] && db->segs[i]->seq > seq)
+			seq = db->segs[i]->seq;
+	rc = kv__seg_create(db->dir, seq + 1, db->opts.file_mode,
+			    db->opts.max_file_size, 0, &s);
+	if (rc == 0 && db->opts.sync_mode == KV_SYNC_NONE)
+		rc = kv__seg_set_buffer(s, KV__NONE_BUFFER);
+	if (rc == 0)
+		rc = kv__db_add_seg(db, s);
+	if (rc) {
+		kv__seg_close(s);
+		return rc;
+	}
+	db->active = s;
+	/* Everything before the new segment is durable now. */
+	pthread_mutex_lock(&db->sync.mu);
+	db->sync.synced = db->appended;
+	pthread_mutex_unlock(&db->sync.mu);
+	return 0;
+}
+
+/* A run never spans segments, so a batch is whole in one file. */
+static int make_room(kv_t *db, uint64_t bytes)
+{
+	kv__seg *a = db->active;
+
+	if (a->size > KV__FILE_HDR && a->size + bytes > db->opts.max_file_size)
+		return roll(db);
+	if (a->size + bytes > KV__MAX_SEG_OFF)
+		return kv__fail(KV_ETOOBIG, "record does not fit a segment");
+	return 0;
+}
+
+/* Marks the record an entry points at as dead. */
+static void retire(kv_t *db, const kv__kent *e)
+{
+	kv__seg *s = db->segs[KV__LOC_SLOT(e->loc)];
+	uint64_t size = kv__rec_size(kv__kent_klen(e), e->vlen);
+
+	s->live_bytes -= size;
+	s->dead_bytes += size;
+}
+
+/* The ordered index is a cache of the keydir's order: on allocation
+ * failure drop it, and the next kv_scan rebuilds it. */
+static void order_drop(kv_t *db)
+{
+	kv__order_free(&db->order);
+	db->order_built = 0;
+}
+
+static int publish_put(kv_t *db, const kv__op *op, uint64_t loc)
+{
+	uint64_t h = kv__kd_hash(op->key, op->klen);
+	uint32_t id = kv__kd_find(&db->kd, op->key, op->klen, h);
+	uint32_t flags = op->expire_ms ? KV__KF_TTL : 0;
+	kv__seg *s = db->segs[KV__LOC_SLOT(loc)];
+
+	s->live_bytes += kv__rec_size(op->klen, op->vlen);
+	if (id != UINT32_MAX) {
+		kv__kent *e = kv__kd_ent(&db->kd, id);
+		retire(db, e);
+		e->loc = loc;
+		e->vlen = op->vlen;
+		kv__kd_set_flags(&db->kd, id, flags);
+		return 0;
+	}
+	if (kv__kd_insert(&db->kd, op->key, op->klen, h, loc, op->vlen, flags,
+			  &id))
+		return KV_ENOMEM;
+	if (db->order_built &&
+	    kv__order_insert(&db->order, id, op->key, op->klen))
+		order_drop(db);
+	return 0;
+}
+
+static void publish_del(kv_t *db, const kv__op *op, uint64_t loc)
+{
+	uint64_t h = kv__kd_hash(op->key, op->klen);
+	uint32_t id = kv__kd_find(&db->kd, op->key, op->klen, h);
+
+	db->segs[KV__LOC_SLOT(loc)]->dead_bytes += kv__rec_size(op->klen, 0);
+	if (id == UINT32_MAX)
+		return;
+	retire(db, kv__kd_ent(&db->kd, id));
+	if (db->order_built)
+		kv__order_remove(&db->order, op->key, op->klen);
+	kv__kd_remove(&db->kd, id, h);
+}
+
+static int publish(kv_t *db, const kv__op *ops, size_t n, uint32_t slot,
+		   uint64_t off)
+{
+	int rc = 0;
+
+	pthread_rwlock_wrlock(&db->klock);
+	for (size_t i = 0; i < n; i++) {
+		uint64_t loc = KV__LOC(slot, off);
+
+		if (ops[i].type == KV__REC_PUT)
+			rc |= publish_put(db, &ops[i], loc);
+		else
+			publish_del(db, &ops[i], loc);
+		off += kv__rec_size(ops[i].klen, ops[i].vlen);
+	}
+	pthread_rwlock_unlock(&db->klock);
+	if (rc == 0)
+		return 0;
+	/* The records are in the log but not in the index: reads would miss
+	 * them until reopen, so stop writes now rather than drift further. */
+	atomic_store(&db->poisoned, 1);
+	return kv__fail(KV_ENOMEM, "out of memory updating the index; the "
+			"write is in the log; reopen the store");
+}
+
+/* Encodes the ops into headers and iovecs: header, key, value each. */
+static void encode(kv_t *db, const kv__op *ops, size_t n, uint8_t *hdrs,
+		   struct iovec *iov, int *cnt)
+{
+	*cnt = 0;
+	for (size_t i = 0; i < n; i++) {
+		kv__rec r = {
+			.type = ops[i].type,
+			.flags = ops[i].flags,
+			.klen = (uint16_t)ops[i].klen,
+			.vlen = ops[i].vlen,
+			.batch_left = (uint32_t)(n - 1 - i),
+			.lsn = db->next_lsn + i,
+			.expire_ms = ops[i].expire_ms,
+		};
+		uint8_t *h = hdrs + i * KV__REC_HDR;
+
+		kv__rec_encode(&r, h, ops[i].key, ops[i].val);
+		iov[(*cnt)++] = (struct iovec){ h, KV__REC_HDR };
+		iov[(*cnt)++] = (struct iovec){ (void *)ops[i].key, ops[i].klen };
+		if (ops[i].vlen)
+			iov[(*cnt)++] = (struct iovec){ (void *)ops[i].val,
+							ops[i].vlen };
+	}
+}
+
+/* Which position, if any, this write must wait to be durable. */
+static uint64_t sync_target(kv_t *db)
+{
+	switch (db->opts.sync_mode) {
+	case KV_SYNC_ALWAYS:
+		return db->appended;
+	case KV_SYNC_EVERY:
+		if (++db->sync.since < db->opts.sync_every)
+			return 0;
+		db->sync.since = 0;
+		return db->appended;
+	default:
+		return 0;
+	}
+}
+
+static int append_locked(kv_t *db, const kv__op *ops, size_t n,
+			 uint64_t bytes, uint8_t *hdrs, struct iovec *iov,
+			 uint64_t *wait)
+{
+	int cnt, broken = 0, rc;
+
+	if (atomic_load(&db->poisoned))
+		return kv__fail(KV_EIO, "store refuses writes after an earlier "
+				"failure; reopen it");
+	if ((rc = make_room(db, bytes)) != 0)
+		return rc;
+	encode(db, ops, n, hdrs, iov, &cnt);
+	uint64_t off = db->active->size;
+	if ((rc = kv__seg_append(db->active, iov, cnt, (size_t)bytes,
+				 &broken)) != 0) {
+		if (broken)
+			atomic_store(&db->poisoned, 1);
+		return rc;
+	}
+	db->next_lsn += n;
+	db->appended += bytes;
+	*wait = sync_target(db);
+	return publish(db, ops, n, db->active->slot, off);
+}
+
+int kv__commit(kv_t *db, const kv__op *ops, size_t n)
+{
+	uint8_t hdr1[KV__REC_HDR];
+	struct iovec iov1[3];
+	uint8_t *hdrs = hdr1;
+	struct iovec *iov = iov1;
+	uint64_t bytes = 0, wait = 0;
+	int rc;
+
+	for (size_t i = 0; i < n; i++)
+		bytes += kv__rec_size(ops[i].klen, ops[i].vlen);
+	if (n > 1) {
+		hdrs = reallocarray(NULL, n, KV__REC_HDR);
+		iov = reallocarray(NULL, n, 3 * sizeof *iov);
+		if (!hdrs || !iov) {
+			rc = kv__fail(KV_ENOMEM, "out of memory for a batch");
+			goto out;
+		}
+	}
+	pthread_mutex_lock(&db->wlock);
+	rc = append_locked(db, ops, n, bytes, hdrs, iov, &wait);
+	pthread_mutex_unlock(&db->wlock);
+	if (rc == 0 && wait)
+		rc = kv__sync_to(db, wait);
+out:
+	if (n > 1) {
+		free(hdrs);
+		free(iov);
+	}
+	return rc;
+}

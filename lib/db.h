@@ -1,0 +1,91 @@
+/*
+ * db.h - struct kv, shared by the modules that implement the API.
+ *
+ * Locks, always taken in this order, never the reverse:
+ *   wlock        writers: LSN assignment, append, rollover. Held across the
+ *                append's write() but never across an fsync of ALWAYS mode.
+ *   klock        rwlock over the keydir, the ordered index and the segment
+ *                table. Readers hold it shared for lookup + copy; writers
+ *                take it exclusively only to publish a finished append.
+ *   seg buf_lock KV_SYNC_NONE buffer of the active segment.
+ *   sync.mu      group-commit state (taken with no other lock held, except
+ *                by a writer under wlock that bumps `synced` after a seal).
+ * Because only writers change the keydir, and they hold wlock, a writer may
+ * read the keydir under wlock alone.
+ */
+#ifndef KV_DB_H
+#define KV_DB_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "keydir.h"
+#include "kv.h"
+#include "order.h"
+#include "segment.h"
+
+typedef struct kv__sync {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;      /* a sync finished */
+	pthread_cond_t tick;    /* wakes the interval thread to stop */
+	int busy;              /* a leader is inside fdatasync */
+	uint64_t synced;       /* store-wide append position made durable */
+	uint32_t since;        /* KV_SYNC_EVERY: writes since the last sync */
+	pthread_t thread;      /* KV_SYNC_INTERVAL */
+	int thread_on;
+	int stop;
+} kv__sync;
+
+struct kv {
+	char *dir;
+	kv_options opts;
+	int rdonly;
+	int lock_fd;
+
+	pthread_mutex_t wlock;
+	pthread_rwlock_t klock;
+
+	kv__keydir kd;
+	kv__order order;
+	int order_built;         /* built lazily by the first kv_scan */
+
+	kv__seg **segs;          /* indexed by slot; NULL = free slot */
+	uint32_t nslots;
+	uint32_t nsegs;
+	kv__seg *active;
+
+	uint64_t next_lsn;
+	uint64_t appended;       /* store-wide bytes appended (positions) */
+	kv__sync sync;
+	_Atomic int poisoned;    /* a failed fsync: writes fail until reopen */
+
+	/* recovery and compression figures for kv_stats */
+	uint64_t truncated_bytes;
+	uint64_t skipped_bytes;
+	uint64_t skipped_records;
+	_Atomic uint64_t compressed_values;
+	_Atomic uint64_t compress_saved;
+};
+
+/* Milliseconds from the store's clock. */
+uint64_t kv__now(const kv_t *db);
+/* Sends a message to opts.log, if set. */
+void kv__log(const kv_t *db, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* segment table (kv.c) */
+int kv__db_add_seg(kv_t *db, kv__seg *s);
+
+/* recover.c */
+int kv__recover(kv_t *db);
+
+/* sync.c */
+int kv__sync_init(kv_t *db);
+void kv__sync_stop(kv_t *db);
+/* Makes the store durable up to position pos (group commit). */
+int kv__sync_to(kv_t *db, uint64_t pos);
+/* Marks the store poisoned after a failed fsync; returns KV_EIO. */
+int kv__poison(kv_t *db);
+
+#endif

@@ -1,0 +1,55 @@
+/*
+ * format.h - every on-disk constant of libkv, in one place.
+ * kv-format(5) explains each; change none of them without bumping
+ * KV__FORMAT_VERSION, because old files must be refused, never misread.
+ * All integers are little-endian.
+ */
+#ifndef KV_FORMAT_H
+#define KV_FORMAT_H
+
+#include <stdint.h>
+
+#define KV__FORMAT_VERSION 1u
+
+/*
+ * Segment file "<16 hex digits>.seg": a 32-byte header, then records.
+ *   0  magic[8]     "KVSEG\r\n\032" (the \r\n and ^Z catch text-mode damage)
+ *   8  u32 version  KV__FORMAT_VERSION
+ *  12  u32 kind     KV__KIND_SEGMENT (hint files reuse the header)
+ *  16  u64 seq      must equal the number in the file name
+ *  24  u32 reserved zero
+ *  28  u32 crc      zlib crc32 of bytes 0..27
+ */
+#define KV__SEG_MAGIC "KVSEG\r\n\032"
+#define KV__FILE_HDR 32u
+#define KV__KIND_SEGMENT 1u
+#define KV__KIND_HINT 2u
+#define KV__SEG_SUFFIX ".seg"
+#define KV__HINT_SUFFIX ".hint"
+#define KV__SEQ_DIGITS 16
+#define KV__LOCK_NAME "LOCK"
+
+/*
+ * Record: a 32-byte header, the key, then the value.
+ *   0  u32 crc        crc32 of bytes 4..end of value
+ *   4  u8  type       KV__REC_PUT or KV__REC_DEL
+ *   5  u8  flags      KV__RF_*
+ *   6  u16 klen       1..65535
+ *   8  u32 vlen       bytes of value as stored (0 for a tombstone)
+ *  12  u32 batch_left records of the same atomic batch that follow this one
+ *                     in the same segment (0 ends a batch; plain writes: 0)
+ *  16  u64 lsn        store-wide sequence number, > 0, increasing
+ *  24  u64 expire_ms  Unix time in ms after which the value is dead; 0 never
+ * A compressed value (KV__RF_ZLIB) is a u32 raw length followed by a zlib
+ * stream; it is stored only when shorter than the raw value.
+ */
+#define KV__REC_HDR 32u
+#define KV__REC_PUT 1u
+#define KV__REC_DEL 2u
+#define KV__RF_ZLIB 0x01u
+#define KV__RF_KNOWN KV__RF_ZLIB
+/* zlib cannot expand more than 1032:1, so a claimed raw length above this
+ * bound is corrupt and is refused before anything is allocated. */
+#define KV__ZLIB_MAX_RATIO 1032u
+
+#endif /* KV_FORMAT_H */

@@ -1,0 +1,128 @@
+/* io.c - system calls behind a replaceable table; EINTR and short I/O. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "io.h"
+
+static int sys_open(const char *path, int flags, mode_t mode)
+{
+	/* O_CLOEXEC always: an embedding program's fork+exec must not inherit
+	 * (and keep alive) a store's descriptors or its lock. */
+	return open(path, flags | O_CLOEXEC, mode);
+}
+
+static int sys_fstat_size(int fd, uint64_t *size)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) != 0)
+		return -1;
+	*size = (uint64_t)st.st_size;
+	return 0;
+}
+
+const kv__io_ops kv__io_default = {
+	.open = sys_open,
+	.close = close,
+	.pread = pread,
+	.pwritev = pwritev,
+	.fsync = fsync,
+	.fdatasync = fdatasync,
+	.rename = rename,
+	.unlink = unlink,
+	.ftruncate = ftruncate,
+	.mmap = mmap,
+	.munmap = munmap,
+	.fstat_size = sys_fstat_size,
+};
+
+kv__io_ops kv__io = {
+	.open = sys_open,
+	.close = close,
+	.pread = pread,
+	.pwritev = pwritev,
+	.fsync = fsync,
+	.fdatasync = fdatasync,
+	.rename = rename,
+	.unlink = unlink,
+	.ftruncate = ftruncate,
+	.mmap = mmap,
+	.munmap = munmap,
+	.fstat_size = sys_fstat_size,
+};
+
+int kv__io_pread_all(int fd, void *buf, size_t n, uint64_t off)
+{
+	char *p = buf;
+
+	while (n > 0) {
+		ssize_t r = kv__io.pread(fd, p, n, (off_t)off);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -1;
+		if (r == 0) {
+			errno = ENODATA; /* the file is shorter than expected */
+			return -1;
+		}
+		p += r;
+		n -= (size_t)r;
+		off += (uint64_t)r;
+	}
+	return 0;
+}
+
+/* Drops the first `done` bytes from iov, for resuming a short write. */
+static int advance(struct iovec **iov, int *cnt, size_t done)
+{
+	while (*cnt > 0 && done >= (*iov)->iov_len) {
+		done -= (*iov)->iov_len;
+		(*iov)++;
+		(*cnt)--;
+	}
+	if (*cnt > 0) {
+		(*iov)->iov_base = (char *)(*iov)->iov_base + done;
+		(*iov)->iov_len -= done;
+	}
+	return *cnt;
+}
+
+int kv__io_pwritev_all(int fd, struct iovec *iov, int cnt, uint64_t off)
+{
+	while (cnt > 0) {
+		int n = cnt > IOV_MAX ? IOV_MAX : cnt;
+		ssize_t w = kv__io.pwritev(fd, iov, n, (off_t)off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		if (w == 0) {
+			errno = ENOSPC; /* no progress: treat as a full disk */
+			return -1;
+		}
+		off += (uint64_t)w;
+		advance(&iov, &cnt, (size_t)w);
+	}
+	return 0;
+}
+
+int kv__io_fsync_dir(const char *dir)
+{
+	int fd = kv__io.open(dir, O_RDONLY | O_DIRECTORY, 0);
+	int rc, saved;
+
+	if (fd < 0)
+		return -1;
+	rc = kv__io.fsync(fd);
+	saved = errno;
+	kv__io.close(fd);
+	errno = saved;
+	return rc;
+}

@@ -1,0 +1,44 @@
+/*
+ * io.h - the only place libkv makes file-system calls.
+ *
+ * Every call goes through kv__io, a table of function pointers, so tests can
+ * fail the Nth fsync or make a write short (SQLite's aSyscall[], LevelDB's
+ * Env). The helpers below retry EINTR and short transfers; they return 0 or
+ * -1 with errno set, and never log: callers add the file name.
+ */
+#ifndef KV_IO_H
+#define KV_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+typedef struct kv__io_ops {
+	int (*open)(const char *path, int flags, mode_t mode);
+	int (*close)(int fd);
+	ssize_t (*pread)(int fd, void *buf, size_t n, off_t off);
+	ssize_t (*pwritev)(int fd, const struct iovec *iov, int cnt, off_t off);
+	int (*fsync)(int fd);
+	int (*fdatasync)(int fd);
+	int (*rename)(const char *from, const char *to);
+	int (*unlink)(const char *path);
+	int (*ftruncate)(int fd, off_t len);
+	void *(*mmap)(void *addr, size_t len, int prot, int flags, int fd,
+		      off_t off);
+	int (*munmap)(void *addr, size_t len);
+	int (*fstat_size)(int fd, uint64_t *size);
+} kv__io_ops;
+
+/* The table in force; tests may replace entries and restore them. */
+extern kv__io_ops kv__io;
+/* The real system calls, for restoring. */
+extern const kv__io_ops kv__io_default;
+
+int kv__io_pread_all(int fd, void *buf, size_t n, uint64_t off);
+/* Writes every byte of iov at off, continuing after short writes. */
+int kv__io_pwritev_all(int fd, struct iovec *iov, int cnt, uint64_t off);
+/* fsync of a directory, so renames and new names in it are durable. */
+int kv__io_fsync_dir(const char *dir);
+
+#endif

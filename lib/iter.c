@@ -1,0 +1,244 @@
+/*
+ * iter.c - kv_foreach (keydir order) and kv_scan (key order).
+ *
+ * Both collect a small window of records under the shared keydir lock
+ * (segments pinned, nothing copied), drop the lock, then check each record
+ * and call back. The callback therefore runs with no lock held and may use
+ * the store; the next window starts after the last key seen, so changes
+ * made meanwhile never derail the walk.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "error.h"
+#include "read.h"
+
+#define WINDOW 64
+
+typedef struct window {
+	kv__fetch f[WINDOW];
+	size_t n;
+} window;
+
+static void release_all(window *w)
+{
+	for (size_t i = 0; i < w->n; i++)
+		kv__fetch_release(&w->f[i]);
+	w->n = 0;
+}
+
+/* Checks each fetched record and calls fn; expired ones are skipped and
+ * do not count against a limit. *delivered counts the calls made. */
+static int deliver(kv_t *db, window *w, kv_pair_fn fn, void *ctx,
+		   size_t *delivered)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < w->n && rc == 0; i++) {
+		kv__fetch *f = &w->f[i];
+		const uint8_t *val;
+		size_t vlen;
+		void *tmp = NULL;
+
+		rc = kv__fetch_check(db, f);
+		if (rc == KV_ENOTFOUND) {
+			rc = 0;
+			continue;
+		}
+		if (rc == 0 && (rc = kv__fetch_value(f, &val, &vlen, &tmp)) == 0) {
+			rc = fn(ctx, kv__fetch_key_bytes(f), f->klen, val, vlen);
+			(*delivered)++;
+		}
+		free(tmp);
+	}
+	release_all(w);
+	return rc;
+}
+
+/* Ids are stable while a key lives, so walking them in order sees every key
+ * that lives throughout exactly once. */
+static int fill_by_id(kv_t *db, window *w, uint32_t *next)
+{
+	int rc = 0;
+
+	pthread_rwlock_rdlock(&db->klock);
+	for (; *next < db->kd.nids && w->n < WINDOW && rc == 0; (*next)++)
+		if (kv__kd_ent(&db->kd, *next)->key != 0)
+			if ((rc = kv__fetch_locked(db, *next, &w->f[w->n])) == 0)
+				w->n++;
+	pthread_rwlock_unlock(&db->klock);
+	return rc;
+}
+
+KV_API int kv_foreach(kv_t *db, kv_pair_fn fn, void *ctx)
+{
+	window *w;
+	uint32_t next = 0;
+	size_t delivered = 0;
+	int rc = 0;
+
+	if (!db || !fn)
+		return kv__fail(KV_EINVAL, "kv_foreach: NULL argument");
+	if (!(w = calloc(1, sizeof *w)))
+		return kv__fail(KV_ENOMEM, "out of memory for iteration");
+	do {
+		rc = fill_by_id(db, w, &next);
+		if (rc == 0)
+			rc = deliver(db, w, fn, ctx, &delivered);
+		release_all(w);
+	} while (rc == 0 && next < db->kd.nids);
+	free(w);
+	return rc;
+}
+
+/* ---- kv_scan ---- */
+
+typedef struct bounds {
+	const void *end;
+	size_t elen;
+	const void *prefix;
+	size_t plen;
+	size_t limit;        /* 0 = none */
+	size_t seen;         /* pairs delivered */
+	uint8_t *last;       /* the last key collected, to resume after */
+	size_t last_len;
+	int done;
+} bounds;
+
+/* Builds the ordered index on first use, with writers held off. Cost:
+ * O(n log n) once; afterwards every new key pays O(log n). */
+static int build_order(kv_t *db)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&db->wlock);
+	pthread_rwlock_wrlock(&db->klock);
+	for (uint32_t id = 0; !db->order_built && id < db->kd.nids && !rc; id++)
+		if (kv__kd_ent(&db->kd, id)->key != 0)
+			rc = kv__order_insert(&db->order, id,
+					      kv__kd_key(&db->kd, id),
+					      kv__kent_klen(kv__kd_ent(&db->kd, id)));
+	if (rc) {
+		kv__order_free(&db->order);
+		rc = kv__fail(KV_ENOMEM, "out of memory for the ordered index");
+	} else {
+		db->order_built = 1;
+	}
+	pthread_rwlock_unlock(&db->klock);
+	pthread_mutex_unlock(&db->wlock);
+	return rc;
+}
+
+/* Whether the key of id is still inside the scan (and not past it). */
+static int in_range(kv_t *db, bounds *b, uint32_t id)
+{
+	const kv__kent *e = kv__kd_ent(&db->kd, id);
+	const uint8_t *k = kv__kd_key(&db->kd, id);
+	size_t klen = kv__kent_klen(e);
+
+	if (b->end && kv__kd_cmp(&db->kd, id, b->end, b->elen) >= 0)
+		return 0;
+	if (b->prefix && (klen < b->plen || memcmp(k, b->prefix, b->plen)))
+		return 0; /* keys are in order: past the prefix, all are */
+	return 1;
+}
+
+static int remember(bounds *b, const uint8_t *key, size_t klen)
+{
+	if (klen > b->last_len || !b->last) {
+		uint8_t *p = realloc(b->last, klen);
+		if (!p)
+			return kv__fail(KV_ENOMEM, "out of memory in a scan");
+		b->last = p;
+	}
+	memcpy(b->last, key, klen);
+	b->last_len = klen;
+	return 0;
+}
+
+static int fill_by_key(kv_t *db, window *w, bounds *b, const void *start,
+		       size_t slen)
+{
+	kv__order_cur c;
+	uint32_t id;
+	int rc = 0;
+
+	pthread_rwlock_rdlock(&db->klock);
+	if (!db->order_built) {
+		pthread_rwlock_unlock(&db->klock);
+		return 1; /* dropped after an allocation failure: rebuild */
+	}
+	if (b->last)
+		kv__order_seek(&db->order, b->last, b->last_len, 1, &c);
+	else
+		kv__order_seek(&db->order, start, slen, 0, &c);
+	size_t room = WINDOW;
+	if (b->limit && b->limit - b->seen < room)
+		room = b->limit - b->seen;
+	while (w->n < room && rc == 0) {
+		if (!kv__order_next(&c, &id) || !in_range(db, b, id)) {
+			b->done = 1;
+			break;
+		}
+		rc = kv__fetch_locked(db, id, &w->f[w->n]);
+		if (rc == 0)
+			rc = remember(b, kv__kd_key(&db->kd, id),
+				      kv__kent_klen(kv__kd_ent(&db->kd, id)));
+		if (rc == 0)
+			w->n++;
+	}
+	pthread_rwlock_unlock(&db->klock);
+	return rc;
+}
+
+static int scan_loop(kv_t *db, window *w, bounds *b, const void *start,
+		     size_t slen, kv_pair_fn fn, void *ctx)
+{
+	int rc = 0;
+
+	while (rc == 0 && !b->done) {
+		rc = fill_by_key(db, w, b, start, slen);
+		if (rc == 1) {
+			release_all(w);
+			rc = build_order(db);
+			continue;
+		}
+		if (rc == 0)
+			rc = deliver(db, w, fn, ctx, &b->seen);
+		release_all(w);
+		if (b->limit && b->seen >= b->limit)
+			b->done = 1;
+	}
+	return rc;
+}
+
+KV_API int kv_scan(kv_t *db, const void *start, size_t slen,
+		   const void *end, size_t elen, const void *prefix,
+		   size_t plen, size_t limit, kv_pair_fn fn, void *ctx)
+{
+	bounds b = { .end = end, .elen = elen, .prefix = prefix,
+		     .plen = plen, .limit = limit };
+	window *w;
+	int rc;
+
+	if (!db || !fn || (!start && slen) || (!end && elen) ||
+	    (!prefix && plen))
+		return kv__fail(KV_EINVAL, "kv_scan: NULL argument");
+	if (db->opts.flags & KV_UNORDERED)
+		return kv__fail(KV_ENOTSUP, "kv_scan on a KV_UNORDERED store");
+	/* A prefix is a range too: start there when it is further on. */
+	if (prefix && (!start || memcmp(prefix, start, plen < slen ? plen : slen) > 0 ||
+		       (slen < plen && !memcmp(prefix, start, slen)))) {
+		start = prefix;
+		slen = plen;
+	}
+	if (!(w = calloc(1, sizeof *w)))
+		return kv__fail(KV_ENOMEM, "out of memory for a scan");
+	rc = db->order_built ? 0 : build_order(db);
+	if (rc == 0)
+		rc = scan_loop(db, w, &b, start, slen, fn, ctx);
+	free(w);
+	free(b.last);
+	return rc;
+}

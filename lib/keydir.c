@@ -1,0 +1,326 @@
+/* keydir.c - hash table over stable entry ids, keys in an arena. */
+#include <bsd/stdlib.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "kv.h"
+#include "keydir.h"
+
+#define CHUNK_SHIFT 14 /* 16384 entries (320 KiB) per entry chunk */
+#define CHUNK_IDS (1u << CHUNK_SHIFT)
+#define ARENA_SHIFT 20 /* 1 MiB arena chunks; a key (<= 64 KiB) never spans */
+#define ARENA_CHUNK (1u << ARENA_SHIFT)
+#define SLOT_EMPTY 0u
+#define SLOT_DELETED UINT32_MAX
+#define MIN_CAP 64u
+/* Grow past 80% full: tags keep long probe runs cheap, and a lower bound
+ * would cost more than the 32 bytes per key we allow the whole index. */
+#define LOAD_NUM 4u
+#define LOAD_DEN 5u
+/* Compact the arena once this much is dead and it is half the arena. */
+#define ARENA_COMPACT_MIN (4u << 20)
+
+uint64_t kv__kd_hash(const void *key, size_t klen)
+{
+	return XXH3_64bits(key, klen);
+}
+
+static uint8_t tag_of(uint64_t hash)
+{
+	return (uint8_t)(0x80u | (hash >> 57));
+}
+
+static uint64_t pack_key(uint64_t arena_off, size_t klen, uint32_t flags)
+{
+	return (arena_off << 24) | ((uint64_t)klen << 8) | (flags & 0xffu);
+}
+
+static uint64_t arena_off_of(const kv__kent *e)
+{
+	return e->key >> 24;
+}
+
+kv__kent *kv__kd_ent(const kv__keydir *kd, uint32_t id)
+{
+	return &kd->chunks[id >> CHUNK_SHIFT][id & (CHUNK_IDS - 1)];
+}
+
+const uint8_t *kv__kd_key(const kv__keydir *kd, uint32_t id)
+{
+	uint64_t off = arena_off_of(kv__kd_ent(kd, id));
+
+	return kd->arena[off >> ARENA_SHIFT] + (off & (ARENA_CHUNK - 1));
+}
+
+int kv__kd_cmp(const kv__keydir *kd, uint32_t id, const void *key,
+	       size_t klen)
+{
+	size_t mine = kv__kent_klen(kv__kd_ent(kd, id));
+	int c = memcmp(kv__kd_key(kd, id), key, mine < klen ? mine : klen);
+
+	if (c)
+		return c;
+	return mine < klen ? -1 : mine > klen;
+}
+
+static int alloc_table(kv__keydir *kd, uint64_t cap)
+{
+	kd->slots = calloc(cap, sizeof *kd->slots);
+	kd->tags = calloc(cap, 1);
+	if (!kd->slots || !kd->tags) {
+		free(kd->slots);
+		free(kd->tags);
+		return KV_ENOMEM;
+	}
+	kd->cap = cap;
+	return 0;
+}
+
+int kv__kd_init(kv__keydir *kd)
+{
+	memset(kd, 0, sizeof *kd);
+	return alloc_table(kd, MIN_CAP);
+}
+
+void kv__kd_free(kv__keydir *kd)
+{
+	for (uint32_t i = 0; i < kd->nchunks; i++)
+		free(kd->chunks[i]);
+	for (uint32_t i = 0; i < kd->narena; i++)
+		free(kd->arena[i]);
+	free(kd->chunks);
+	free(kd->arena);
+	free(kd->slots);
+	free(kd->tags);
+	memset(kd, 0, sizeof *kd);
+}
+
+uint32_t kv__kd_find(const kv__keydir *kd, const void *key, size_t klen,
+		     uint64_t hash)
+{
+	uint64_t mask = kd->cap - 1;
+	uint8_t tag = tag_of(hash);
+
+	for (uint64_t i = hash & mask;; i = (i + 1) & mask) {
+		uint8_t t = kd->tags[i];
+
+		if (t == 0 && kd->slots[i] == SLOT_EMPTY)
+			return UINT32_MAX;
+		if (t != tag)
+			continue;
+		uint32_t id = kd->slots[i] - 1;
+		const kv__kent *e = kv__kd_ent(kd, id);
+		if (kv__kent_klen(e) == klen &&
+		    memcmp(kv__kd_key(kd, id), key, klen) == 0)
+			return id;
+	}
+}
+
+/* Places id in the first free slot of its probe run (rehash and insert). */
+static void place(kv__keydir *kd, uint32_t id, uint64_t hash)
+{
+	uint64_t mask = kd->cap - 1;
+	uint64_t i = hash & mask;
+
+	while (kd->tags[i] != 0)
+		i = (i + 1) & mask;
+	if (kd->slots[i] == SLOT_DELETED)
+		kd->deleted--;
+	kd->slots[i] = id + 1;
+	kd->tags[i] = tag_of(hash);
+	kd->used++;
+}
+
+/* Rebuilds the table at a size fit for `need` live keys, which also clears
+ * the deleted markers. Hashes are recomputed from the arena: storing them
+ * would cost 8 bytes per key for a rare event. */
+static int rehash(kv__keydir *kd, uint64_t need)
+{
+	kv__keydir old = *kd;
+	uint64_t cap = MIN_CAP;
+
+	while (need * LOAD_DEN >= cap * LOAD_NUM)
+		cap <<= 1;
+	if (alloc_table(kd, cap)) {
+		*kd = old;
+		return KV_ENOMEM;
+	}
+	kd->used = kd->deleted = 0;
+	for (uint64_t i = 0; i < old.cap; i++) {
+		if (old.tags[i] == 0)
+			continue;
+		uint32_t id = old.slots[i] - 1;
+		size_t klen = kv__kent_klen(kv__kd_ent(kd, id));
+		place(kd, id, kv__kd_hash(kv__kd_key(kd, id), klen));
+	}
+	free(old.slots);
+	free(old.tags);
+	return 0;
+}
+
+static int ensure_id(kv__keydir *kd, uint32_t *id)
+{
+	if (kd->free_id) {
+		*id = kd->free_id - 1;
+		return 0;
+	}
+	if (kd->nids == UINT32_MAX - 1)
+		return KV_ENOMEM;
+	if ((kd->nids >> CHUNK_SHIFT) == kd->nchunks) {
+		kv__kent **c = reallocarray(kd->chunks, kd->nchunks + 1u,
+					    sizeof *c);
+		if (!c)
+			return KV_ENOMEM;
+		kd->chunks = c;
+		c[kd->nchunks] = calloc(CHUNK_IDS, sizeof(kv__kent));
+		if (!c[kd->nchunks])
+			return KV_ENOMEM;
+		kd->nchunks++;
+	}
+	*id = kd->nids;
+	return 0;
+}
+
+static int arena_room(kv__keydir *kd, size_t klen)
+{
+	if (kd->narena && kd->arena_pos + klen <= ARENA_CHUNK)
+		return 0;
+	uint8_t **a = reallocarray(kd->arena, kd->narena + 1u, sizeof *a);
+	if (!a)
+		return KV_ENOMEM;
+	kd->arena = a;
+	a[kd->narena] = malloc(ARENA_CHUNK);
+	if (!a[kd->narena])
+		return KV_ENOMEM;
+	/* The unused tail of the previous chunk is lost space: count it dead
+	 * so compaction of the arena accounts for it. */
+	if (kd->narena)
+		kd->arena_dead += ARENA_CHUNK - kd->arena_pos;
+	kd->narena++;
+	kd->arena_pos = 0;
+	return 0;
+}
+
+static uint64_t arena_put(kv__keydir *kd, const void *key, size_t klen)
+{
+	uint64_t off = ((uint64_t)(kd->narena - 1) << ARENA_SHIFT) |
+		       kd->arena_pos;
+
+	memcpy(kd->arena[kd->narena - 1] + kd->arena_pos, key, klen);
+	kd->arena_pos += (uint32_t)klen;
+	kd->arena_live += klen;
+	return off;
+}
+
+int kv__kd_insert(kv__keydir *kd, const void *key, size_t klen,
+		  uint64_t hash, uint64_t loc, uint32_t vlen, uint32_t flags,
+		  uint32_t *id)
+{
+	uint64_t need = kd->used + 1;
+	int rc;
+
+	if ((need + kd->deleted) * LOAD_DEN >= kd->cap * LOAD_NUM &&
+	    (rc = rehash(kd, need)) != 0)
+		return rc;
+	if ((rc = ensure_id(kd, id)) != 0 || (rc = arena_room(kd, klen)) != 0)
+		return rc;
+	kv__kent *e = kv__kd_ent(kd, *id);
+	if (kd->free_id)
+		kd->free_id = (uint32_t)e->loc; /* next link of the free list */
+	else
+		kd->nids++;
+	e->loc = loc;
+	e->vlen = vlen;
+	e->key = pack_key(arena_put(kd, key, klen), klen, flags);
+	place(kd, *id, hash);
+	return 0;
+}
+
+void kv__kd_set_flags(kv__keydir *kd, uint32_t id, uint32_t flags)
+{
+	kv__kent *e = kv__kd_ent(kd, id);
+
+	e->key = (e->key & ~(uint64_t)0xff) | (flags & 0xffu);
+}
+
+/* Copies live keys into fresh chunks. Runs when half the arena is dead, so
+ * its cost is paid back by the removals that made the garbage. On
+ * allocation failure the old arena simply stays. */
+static void arena_compact(kv__keydir *kd)
+{
+	kv__keydir fresh = {0};
+
+	for (uint32_t id = 0; id < kd->nids; id++) {
+		kv__kent *e = kv__kd_ent(kd, id);
+		size_t klen = kv__kent_klen(e);
+
+		if (e->key == 0)
+			continue;
+		if (arena_room(&fresh, klen))
+			goto fail;
+		arena_put(&fresh, kv__kd_key(kd, id), klen);
+	}
+	/* Second pass only after every allocation succeeded. */
+	uint64_t pos = 0;
+	for (uint32_t id = 0; id < kd->nids; id++) {
+		kv__kent *e = kv__kd_ent(kd, id);
+		size_t klen = kv__kent_klen(e);
+
+		if (e->key == 0)
+			continue;
+		if ((pos & (ARENA_CHUNK - 1)) + klen > ARENA_CHUNK)
+			pos = ((pos >> ARENA_SHIFT) + 1) << ARENA_SHIFT;
+		e->key = pack_key(pos, klen, kv__kent_flags(e));
+		pos += klen;
+	}
+	for (uint32_t i = 0; i < kd->narena; i++)
+		free(kd->arena[i]);
+	free(kd->arena);
+	kd->arena = fresh.arena;
+	kd->narena = fresh.narena;
+	kd->arena_pos = fresh.arena_pos;
+	kd->arena_live = fresh.arena_live;
+	kd->arena_dead = fresh.arena_dead;
+	return;
+fail:
+	for (uint32_t i = 0; i < fresh.narena; i++)
+		free(fresh.arena[i]);
+	free(fresh.arena);
+}
+
+void kv__kd_remove(kv__keydir *kd, uint32_t id, uint64_t hash)
+{
+	uint64_t mask = kd->cap - 1;
+	uint64_t i = hash & mask;
+	kv__kent *e = kv__kd_ent(kd, id);
+	size_t klen = kv__kent_klen(e);
+
+	while (kd->slots[i] != id + 1)
+		i = (i + 1) & mask;
+	kd->slots[i] = SLOT_DELETED;
+	kd->tags[i] = 0;
+	kd->used--;
+	kd->deleted++;
+	kd->arena_live -= klen;
+	kd->arena_dead += klen;
+	e->key = 0;
+	e->loc = kd->free_id;
+	kd->free_id = id + 1;
+	if (kd->arena_dead >= ARENA_COMPACT_MIN &&
+	    kd->arena_dead > kd->arena_live)
+		arena_compact(kd);
+}
+
+uint64_t kv__kd_count(const kv__keydir *kd)
+{
+	return kd->used;
+}
+
+uint64_t kv__kd_bytes(const kv__keydir *kd)
+{
+	return kd->cap * (sizeof *kd->slots + 1) +
+	       (uint64_t)kd->nchunks * CHUNK_IDS * sizeof(kv__kent) +
+	       (uint64_t)kd->narena * ARENA_CHUNK +
+	       (uint64_t)(kd->nchunks + kd->narena) * sizeof(void *);
+}

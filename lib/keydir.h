@@ -1,0 +1,90 @@
+/*
+ * keydir.h - the in-memory hash index: key -> location of its newest record.
+ *
+ * Layout, chosen for memory (key length + about 31 bytes per key at 1M keys):
+ *   - entries: 20-byte records in fixed-size chunks, addressed by a stable
+ *     32-bit id (freed ids are reused), so nothing moves on growth and the
+ *     ordered index can refer to ids;
+ *   - key bytes: appended to 1 MiB arena chunks, compacted when half dead;
+ *   - table: open addressing with linear probing over 32-bit ids, plus one
+ *     tag byte per slot (7 hash bits) so a probe rarely touches an entry.
+ * No per-key malloc anywhere. Touches no files. Not thread-safe: kv.c holds
+ * the keydir lock (shared for lookups, exclusive for changes).
+ */
+#ifndef KV_KEYDIR_H
+#define KV_KEYDIR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Entry flags, in kv__kent.key. */
+#define KV__KF_TTL  0x1u /* the record has an expiry: check it on read */
+#define KV__KF_DEAD 0x2u /* recovery only: newest record is a tombstone */
+
+#define KV__LOC(slot, off) (((uint64_t)(slot) << 40) | (uint64_t)(off))
+#define KV__LOC_SLOT(loc) ((uint32_t)((loc) >> 40))
+#define KV__LOC_OFF(loc) ((loc) & ((UINT64_C(1) << 40) - 1))
+#define KV__MAX_SEG_SLOTS (1u << 24)
+#define KV__MAX_SEG_OFF (UINT64_C(1) << 40)
+
+typedef struct __attribute__((packed, aligned(4))) kv__kent {
+	uint64_t loc;  /* segment slot (24 bits) | record offset (40 bits) */
+	uint64_t key;  /* arena offset (40) | klen (16) | flags (8); 0 = free */
+	uint32_t vlen; /* stored value length, so size = 32 + klen + vlen */
+} kv__kent;
+
+typedef struct kv__keydir {
+	uint32_t *slots;     /* id + 1; 0 = empty, UINT32_MAX = deleted */
+	uint8_t *tags;       /* 0x80 | 7 hash bits for a live slot */
+	uint64_t cap;        /* slots, a power of two */
+	uint64_t used;       /* live slots */
+	uint64_t deleted;    /* deleted-marker slots */
+	kv__kent **chunks;   /* entry chunks */
+	uint32_t nchunks;
+	uint32_t nids;       /* ids handed out so far (high-water mark) */
+	uint32_t free_id;    /* head of the free-id list, id + 1; 0 = none */
+	uint8_t **arena;     /* key byte chunks */
+	uint32_t narena;
+	uint32_t arena_pos;  /* bytes used in the newest arena chunk */
+	uint64_t arena_dead; /* bytes of keys removed */
+	uint64_t arena_live;
+} kv__keydir;
+
+static inline uint32_t kv__kent_klen(const kv__kent *e)
+{
+	return (uint32_t)(e->key >> 8) & 0xffffu;
+}
+
+static inline uint32_t kv__kent_flags(const kv__kent *e)
+{
+	return (uint32_t)e->key & 0xffu;
+}
+
+uint64_t kv__kd_hash(const void *key, size_t klen);
+int kv__kd_init(kv__keydir *kd);
+void kv__kd_free(kv__keydir *kd);
+/* The id of the key's entry, or UINT32_MAX. */
+uint32_t kv__kd_find(const kv__keydir *kd, const void *key, size_t klen,
+		     uint64_t hash);
+kv__kent *kv__kd_ent(const kv__keydir *kd, uint32_t id);
+const uint8_t *kv__kd_key(const kv__keydir *kd, uint32_t id);
+/* Adds a key not yet present; copies its bytes. KV_ENOMEM leaves kd as it
+ * was. e->key's klen and arena bits are set here; pass flags in it. */
+int kv__kd_insert(kv__keydir *kd, const void *key, size_t klen,
+		  uint64_t hash, uint64_t loc, uint32_t vlen, uint32_t flags,
+		  uint32_t *id);
+void kv__kd_set_flags(kv__keydir *kd, uint32_t id, uint32_t flags);
+void kv__kd_remove(kv__keydir *kd, uint32_t id, uint64_t hash);
+/* Live keys, and heap bytes held. */
+uint64_t kv__kd_count(const kv__keydir *kd);
+uint64_t kv__kd_bytes(const kv__keydir *kd);
+/* Ids in use are those below kd->nids whose entry key field is non-zero. */
+static inline int kv__kd_live(const kv__keydir *kd, uint32_t id)
+{
+	return id < kd->nids && kv__kd_ent(kd, id)->key != 0;
+}
+/* Compares the key of id with (key, klen) like memcmp, shorter first. */
+int kv__kd_cmp(const kv__keydir *kd, uint32_t id, const void *key,
+	       size_t klen);
+
+#endif

@@ -1,0 +1,528 @@
+/* kv.c - the public API: check arguments, take locks, call down. */
+#include <bsd/libutil.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "commit.h"
+#include "db.h"
+#include "error.h"
+#include "io.h"
+#include "read.h"
+
+#define KNOWN_FLAGS (KV_CREATE | KV_RDONLY | KV_EXCL | KV_SALVAGE | \
+		     KV_COMPRESS | KV_UNORDERED)
+#define DEFAULT_FILE_SIZE (UINT64_C(256) << 20)
+#define DEFAULT_VALUE_SIZE (UINT64_C(64) << 20)
+#define DEFAULT_SYNC_EVERY 1000u
+#define DEFAULT_COMPRESS_MIN 512u
+#define DEFAULT_MODE 0644u
+
+/* ---- library ---- */
+
+KV_API const char *kv_version(int *major, int *minor, int *patch)
+{
+	if (major)
+		*major = KV_VERSION_MAJOR;
+	if (minor)
+		*minor = KV_VERSION_MINOR;
+	if (patch)
+		*patch = KV_VERSION_PATCH;
+#define KV_STR2(x) #x
+#define KV_STR(x) KV_STR2(x)
+	return KV_STR(KV_VERSION_MAJOR) "." KV_STR(KV_VERSION_MINOR) "."
+	       KV_STR(KV_VERSION_PATCH);
+}
+
+KV_API void kv_free(void *ptr)
+{
+	free(ptr);
+}
+
+static uint64_t realtime_ms(void *ctx)
+{
+	struct timespec ts;
+
+	(void)ctx;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t kv__now(const kv_t *db)
+{
+	return db->opts.clock(db->opts.clock_ctx);
+}
+
+void kv__log(const kv_t *db, int level, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	if (!db->opts.log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	db->opts.log(db->opts.log_ctx, level, msg);
+}
+
+int kv__db_add_seg(kv_t *db, kv__seg *s)
+{
+	uint32_t slot = 0;
+
+	pthread_rwlock_wrlock(&db->klock);
+	while (slot < db->nslots && db->segs[slot])
+		slot++;
+	if (slot == db->nslots) {
+		uint32_t n = db->nslots ? db->nslots * 2 : 16;
+		kv__seg **v = n <= KV__MAX_SEG_SLOTS ?
+			      reallocarray(db->segs, n, sizeof *v) : NULL;
+		if (!v) {
+			pthread_rwlock_unlock(&db->klock);
+			return kv__fail(KV_ENOMEM, "too many segments");
+		}
+		memset(v + db->nslots, 0, (n - db->nslots) * sizeof *v);
+		db->segs = v;
+		db->nslots = n;
+	}
+	s->slot = slot;
+	db->segs[slot] = s;
+	db->nsegs++;
+	pthread_rwlock_unlock(&db->klock);
+	return 0;
+}
+
+/* ---- options ---- */
+
+KV_API void kv_options_init(kv_options *opts)
+{
+	if (!opts)
+		return;
+	memset(opts, 0, sizeof *opts);
+	opts->size = sizeof *opts;
+}
+
+static int check_options(const kv_options *o)
+{
+	if (o->size != sizeof *o)
+		return kv__fail(KV_EINVAL, "kv_options.size is %" PRIu32
+				", expected %zu: call kv_options_init",
+				o->size, sizeof *o);
+	if (o->flags & ~KNOWN_FLAGS)
+		return kv__fail(KV_EINVAL, "unknown flags 0x%" PRIx32,
+				o->flags & ~KNOWN_FLAGS);
+	if ((o->flags & KV_RDONLY) && (o->flags & (KV_CREATE | KV_EXCL)))
+		return kv__fail(KV_EINVAL, "KV_RDONLY with KV_CREATE/KV_EXCL");
+	if ((o->flags & KV_EXCL) && !(o->flags & KV_CREATE))
+		return kv__fail(KV_EINVAL, "KV_EXCL without KV_CREATE");
+	if (o->sync_mode > KV_SYNC_ALWAYS)
+		return kv__fail(KV_EINVAL, "unknown sync mode %" PRIu32,
+				o->sync_mode);
+	if (o->max_value_size > KV_MAX_VALUE)
+		return kv__fail(KV_EINVAL, "max_value_size over 4 GiB - 1");
+	if (o->max_file_size >= KV__MAX_SEG_OFF)
+		return kv__fail(KV_EINVAL, "max_file_size over 1 TiB");
+	if (o->file_mode & ~0777u)
+		return kv__fail(KV_EINVAL, "file_mode 0%" PRIo32, o->file_mode);
+	for (size_t i = 0; i < sizeof o->reserved / sizeof o->reserved[0]; i++)
+		if (o->reserved[i])
+			return kv__fail(KV_EINVAL, "kv_options.reserved not 0");
+	return 0;
+}
+
+static void fill_defaults(kv_options *o)
+{
+	if (!o->max_file_size)
+		o->max_file_size = DEFAULT_FILE_SIZE;
+	if (!o->max_value_size)
+		o->max_value_size = DEFAULT_VALUE_SIZE;
+	if (!o->sync_every)
+		o->sync_every = DEFAULT_SYNC_EVERY;
+	if (!o->compress_min)
+		o->compress_min = DEFAULT_COMPRESS_MIN;
+	if (!o->file_mode)
+		o->file_mode = DEFAULT_MODE;
+	if (!o->clock)
+		o->clock = realtime_ms;
+}
+
+/* ---- open and close ---- */
+
+/* Whether the directory holds at least one segment file. */
+static int has_segments(const char *dir)
+{
+	uint64_t seq;
+	int found = 0;
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	if (!d)
+		return 0;
+	while (!found && (de = readdir(d)) != NULL)
+		found = kv__seg_parse_name(de->d_name, &seq);
+	closedir(d);
+	return found;
+}
+
+static int prepare_dir(const char *dir, uint32_t flags)
+{
+	struct stat st;
+
+	if (stat(dir, &st) == 0) {
+		if (!S_ISDIR(st.st_mode))
+			return kv__fail(KV_EINVAL, "%s: not a directory", dir);
+	} else if (errno != ENOENT || !(flags & KV_CREATE)) {
+		if (errno == ENOENT)
+			return kv__fail(KV_ENOENT, "%s: no such store (pass "
+					"KV_CREATE to make one)", dir);
+		return kv__fail_sys("%s", dir);
+	} else if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+		return kv__fail_sys("%s: cannot create directory", dir);
+	}
+	if (has_segments(dir)) {
+		if (flags & KV_EXCL)
+			return kv__fail(KV_EEXIST, "%s: a store exists", dir);
+	} else if (!(flags & KV_CREATE)) {
+		return kv__fail(KV_ENOENT, "%s: no store (no segment files)",
+				dir);
+	}
+	return 0;
+}
+
+/* One writer per directory: an flock on LOCK, which the kernel releases
+ * when the process dies, so a crash never leaves a stale lock behind. */
+static int take_lock(kv_t *db)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof path, "%s/%s", db->dir, KV__LOCK_NAME);
+	db->lock_fd = flopen(path, O_RDWR | O_CREAT | O_NONBLOCK | O_CLOEXEC,
+			     (mode_t)db->opts.file_mode);
+	if (db->lock_fd >= 0)
+		return 0;
+	if (errno == EWOULDBLOCK)
+		return kv__fail(KV_ELOCKED, "%s: another handle has the store "
+				"open for writing", db->dir);
+	return kv__fail_sys("%s: cannot take the lock", path);
+}
+
+static void destroy(kv_t *db)
+{
+	for (uint32_t i = 0; i < db->nslots; i++)
+		kv__seg_close(db->segs[i]);
+	free(db->segs);
+	kv__kd_free(&db->kd);
+	kv__order_free(&db->order);
+	if (db->lock_fd >= 0)
+		close(db->lock_fd);
+	pthread_rwlock_destroy(&db->klock);
+	pthread_mutex_destroy(&db->wlock);
+	free(db->dir);
+	free(db);
+}
+
+static int order_cmp(void *ctx, uint32_t id, const void *key, size_t klen)
+{
+	return kv__kd_cmp(&((kv_t *)ctx)->kd, id, key, klen);
+}
+
+static kv_t *db_new(const char *dir, const kv_options *opts)
+{
+	kv_t *db = calloc(1, sizeof *db);
+
+	if (!db)
+		return NULL;
+	db->lock_fd = -1;
+	pthread_mutex_init(&db->wlock, NULL);
+	pthread_rwlock_init(&db->klock, NULL);
+	kv__order_init(&db->order, order_cmp, db);
+	db->opts = *opts;
+	fill_defaults(&db->opts);
+	db->rdonly = !!(opts->flags & KV_RDONLY);
+	db->dir = strdup(dir);
+	if (!db->dir || kv__kd_init(&db->kd)) {
+		destroy(db);
+		return NULL;
+	}
+	return db;
+}
+
+static int open_store(kv_t *db)
+{
+	int rc;
+
+	if (!db->rdonly && (rc = take_lock(db)) != 0)
+		return rc;
+	if ((rc = kv__recover(db)) != 0)
+		return rc;
+	if (db->active && db->opts.sync_mode == KV_SYNC_NONE &&
+	    (rc = kv__seg_set_buffer(db->active, KV__NONE_BUFFER)) != 0)
+		return rc;
+	for (uint32_t i = 0; i < db->nslots; i++)
+		if (db->segs[i])
+			db->appended += db->segs[i]->size;
+	return kv__sync_init(db);
+}
+
+KV_API int kv_open(const char *dir, const kv_options *opts, kv_t **out)
+{
+	kv_options defaults;
+	kv_t *db;
+	int rc;
+
+	if (out)
+		*out = NULL;
+	if (!dir || !*dir || !out)
+		return kv__fail(KV_EINVAL, "kv_open: NULL or empty argument");
+	/* Room for "/<16 digits>.seg.tmp" in every path built later. */
+	if (strlen(dir) + 2 * KV__NAME_MAX >= PATH_MAX)
+		return kv__fail(KV_EINVAL, "kv_open: directory path too long");
+	if (!opts) {
+		kv_options_init(&defaults);
+		opts = &defaults;
+	}
+	if ((rc = check_options(opts)) != 0 ||
+	    (rc = prepare_dir(dir, opts->flags)) != 0)
+		return rc;
+	if (!(db = db_new(dir, opts)))
+		return kv__fail(KV_ENOMEM, "out of memory opening %s", dir);
+	if ((rc = open_store(db)) != 0) {
+		destroy(db);
+		return rc;
+	}
+	*out = db;
+	return 0;
+}
+
+KV_API int kv_close(kv_t *db)
+{
+	int rc = 0;
+
+	if (!db)
+		return 0;
+	if (db->active && !atomic_load(&db->poisoned)) {
+		rc = kv__seg_flush(db->active);
+		if (rc == 0 && db->opts.sync_mode != KV_SYNC_NONE)
+			rc = kv__seg_sync(db->active);
+	}
+	kv__sync_stop(db);
+	destroy(db);
+	return rc;
+}
+
+/* ---- argument checks ---- */
+
+static int check_key(const void *key, size_t klen)
+{
+	if (!key || klen == 0)
+		return kv__fail(KV_EINVAL, "key is NULL or empty");
+	if (klen > KV_MAX_KEY)
+		return kv__fail(KV_ETOOBIG, "key of %zu bytes (limit %u)",
+				klen, KV_MAX_KEY);
+	return 0;
+}
+
+static int check_db_key(kv_t *db, const void *key, size_t klen)
+{
+	if (!db)
+		return kv__fail(KV_EINVAL, "store handle is NULL");
+	return check_key(key, klen);
+}
+
+static int check_write(kv_t *db, const void *key, size_t klen)
+{
+	int rc = check_db_key(db, key, klen);
+
+	if (rc == 0 && db->rdonly)
+		rc = kv__fail(KV_EREADONLY, "%s: opened read-only", db->dir);
+	return rc;
+}
+
+static int check_value(const kv_t *db, const void *val, size_t vlen)
+{
+	if (!val && vlen)
+		return kv__fail(KV_EINVAL, "value is NULL but has a length");
+	if (vlen > db->opts.max_value_size)
+		return kv__fail(KV_ETOOBIG, "value of %zu bytes (limit %" PRIu64
+				")", vlen, db->opts.max_value_size);
+	return 0;
+}
+
+/* ---- single-key operations ---- */
+
+static int put(kv_t *db, const void *key, size_t klen, const void *val,
+	       size_t vlen, uint64_t expire)
+{
+	kv__op op = {
+		.type = KV__REC_PUT, .key = key, .klen = (uint32_t)klen,
+		.val = vlen ? val : "", .vlen = (uint32_t)vlen,
+		.expire_ms = expire,
+	};
+	void *owned;
+	int rc = kv__prepare_value(db, &op, &owned);
+
+	if (rc == 0)
+		rc = kv__commit(db, &op, 1);
+	free(owned);
+	return rc;
+}
+
+KV_API int kv_put(kv_t *db, const void *key, size_t klen, const void *val,
+		  size_t vlen)
+{
+	int rc = check_write(db, key, klen);
+
+	if (rc || (rc = check_value(db, val, vlen)))
+		return rc;
+	return put(db, key, klen, val, vlen, 0);
+}
+
+KV_API int kv_put_ttl(kv_t *db, const void *key, size_t klen,
+		      const void *val, size_t vlen, uint64_t ttl_ms)
+{
+	int rc = check_write(db, key, klen);
+
+	if (rc || (rc = check_value(db, val, vlen)))
+		return rc;
+	if (ttl_ms == 0 || ttl_ms > UINT64_MAX / 2)
+		return kv__fail(KV_EINVAL, "ttl_ms must be between 1 and 2^63");
+	return put(db, key, klen, val, vlen, kv__now(db) + ttl_ms);
+}
+
+KV_API int kv_delete(kv_t *db, const void *key, size_t klen)
+{
+	kv__op op = { .type = KV__REC_DEL, .key = key,
+		      .klen = (uint32_t)klen, .val = "" };
+	int rc = check_write(db, key, klen);
+
+	if (rc || (rc = kv_exists(db, key, klen)) != 0)
+		return rc;
+	/* A racing delete of the same key may slip in between; its tombstone
+	 * and ours are both harmless. */
+	return kv__commit(db, &op, 1);
+}
+
+/* Fetches and checks the key's record; the caller releases f. */
+static int lookup(kv_t *db, const void *key, size_t klen, kv__fetch *f)
+{
+	int rc = check_db_key(db, key, klen);
+
+	if (rc || (rc = kv__fetch_key(db, key, klen, f)) != 0)
+		return rc;
+	if ((rc = kv__fetch_check(db, f)) != 0)
+		kv__fetch_release(f);
+	return rc;
+}
+
+KV_API int kv_exists(kv_t *db, const void *key, size_t klen)
+{
+	kv__fetch f;
+	int rc = lookup(db, key, klen, &f);
+
+	if (rc == 0)
+		kv__fetch_release(&f);
+	return rc;
+}
+
+KV_API int kv_get_view(kv_t *db, const void *key, size_t klen,
+		       kv_view_fn fn, void *ctx)
+{
+	const uint8_t *val;
+	size_t vlen;
+	void *tmp;
+	kv__fetch f;
+	int rc;
+
+	if (!fn)
+		return kv__fail(KV_EINVAL, "kv_get_view: callback is NULL");
+	if ((rc = lookup(db, key, klen, &f)) != 0)
+		return rc;
+	rc = kv__fetch_value(&f, &val, &vlen, &tmp);
+	if (rc == 0)
+		rc = fn(ctx, val, vlen);
+	free(tmp);
+	kv__fetch_release(&f);
+	return rc;
+}
+
+struct copy_out {
+	void *buf;
+	size_t cap;
+	size_t len;
+	int alloc;
+};
+
+static int copy_value(void *ctx, const void *val, size_t vlen)
+{
+	struct copy_out *c = ctx;
+
+	c->len = vlen;
+	if (c->alloc) {
+		if (!(c->buf = malloc(vlen + 1)))
+			return kv__fail(KV_ENOMEM, "out of memory for a value");
+		((char *)c->buf)[vlen] = 0;
+	} else if (vlen > c->cap) {
+		return kv__fail(KV_ERANGE, "value of %zu bytes, buffer of %zu",
+				vlen, c->cap);
+	}
+	if (vlen)
+		memcpy(c->buf, val, vlen);
+	return 0;
+}
+
+KV_API int kv_get(kv_t *db, const void *key, size_t klen, void **val,
+		  size_t *vlen)
+{
+	struct copy_out c = { .alloc = 1 };
+	int rc;
+
+	if (val)
+		*val = NULL;
+	if (vlen)
+		*vlen = 0;
+	if (!val || !vlen)
+		return kv__fail(KV_EINVAL, "kv_get: NULL output pointer");
+	if ((rc = kv_get_view(db, key, klen, copy_value, &c)) != 0)
+		return rc;
+	*val = c.buf;
+	*vlen = c.len;
+	return 0;
+}
+
+KV_API int kv_get_into(kv_t *db, const void *key, size_t klen, void *buf,
+		       size_t cap, size_t *vlen)
+{
+	struct copy_out c = { .buf = buf, .cap = cap };
+	int rc;
+
+	if (!vlen || (!buf && cap))
+		return kv__fail(KV_EINVAL, "kv_get_into: NULL pointer");
+	*vlen = 0;
+	rc = kv_get_view(db, key, klen, copy_value, &c);
+	if (rc == 0 || rc == KV_ERANGE)
+		*vlen = c.len;
+	return rc;
+}
+
+/* ---- durability ---- */
+
+KV_API int kv_sync(kv_t *db)
+{
+	if (!db)
+		return kv__fail(KV_EINVAL, "store handle is NULL");
+	if (db->rdonly)
+		return 0;
+	pthread_mutex_lock(&db->wlock);
+	uint64_t pos = db->appended;
+	pthread_mutex_unlock(&db->wlock);
+	return kv__sync_to(db, pos);
+}

@@ -1,0 +1,53 @@
+/*
+ * order.h - the ordered index behind kv_scan: a B+tree of keydir entry ids.
+ *
+ * The tree stores only 32-bit ids; key bytes stay in the keydir's arena and
+ * are reached through the comparison callback, so the index costs a few
+ * bytes per key and no per-key allocation. Not thread-safe: the caller
+ * (kv.c) holds the keydir lock around every call.
+ */
+#ifndef KV_ORDER_H
+#define KV_ORDER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Compares the key of entry `id` with (key, klen): <0, 0, >0 as memcmp
+ * would, with a shorter key that is a prefix of the other ordering first. */
+typedef int (*kv__order_cmp_fn)(void *ctx, uint32_t id, const void *key,
+				size_t klen);
+
+typedef struct kv__order_node kv__order_node;
+
+typedef struct kv__order {
+	kv__order_node *root;
+	kv__order_cmp_fn cmp;
+	void *ctx;
+	uint64_t count;   /* ids in the tree */
+	uint64_t bytes;   /* heap held by the nodes */
+	unsigned height;  /* 0 when empty, 1 when the root is a leaf */
+} kv__order;
+
+/* A position in the leaf level; invalidated by any insert or remove. */
+typedef struct kv__order_cur {
+	const kv__order_node *leaf;
+	unsigned pos;
+} kv__order_cur;
+
+void kv__order_init(kv__order *o, kv__order_cmp_fn cmp, void *ctx);
+void kv__order_free(kv__order *o);
+/* Adds id, whose key is (key, klen) and not yet in the tree. KV_ENOMEM. */
+int kv__order_insert(kv__order *o, uint32_t id, const void *key, size_t klen);
+/* Removes the id whose key equals (key, klen); KV_ENOTFOUND if none. */
+int kv__order_remove(kv__order *o, const void *key, size_t klen);
+/* Replaces the id stored for (key, klen) with new_id; KV_ENOTFOUND. */
+int kv__order_replace(kv__order *o, const void *key, size_t klen,
+		      uint32_t new_id);
+/* Positions *c at the first id whose key is >= (key, klen), or > it when
+ * `after` is non-zero; key NULL means the first id of all. */
+void kv__order_seek(const kv__order *o, const void *key, size_t klen,
+		    int after, kv__order_cur *c);
+/* Stores the id under the cursor and advances: 1, or 0 at the end. */
+int kv__order_next(kv__order_cur *c, uint32_t *id);
+
+#endif /* KV_ORDER_H */

@@ -1,0 +1,111 @@
+/* read.c - fetch, check and decode one record. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "read.h"
+
+int kv__fetch_locked(kv_t *db, uint32_t id, kv__fetch *f)
+{
+	const kv__kent *e = kv__kd_ent(&db->kd, id);
+	uint64_t size;
+
+	memset(f, 0, sizeof *f);
+	f->seg = db->segs[KV__LOC_SLOT(e->loc)];
+	f->off = KV__LOC_OFF(e->loc);
+	f->klen = kv__kent_klen(e);
+	f->vlen = e->vlen;
+	f->flags = kv__kent_flags(e);
+	size = kv__rec_size(f->klen, f->vlen);
+	atomic_fetch_add(&f->seg->pins, 1);
+	f->rec = kv__seg_ptr(f->seg, f->off, (size_t)size);
+	if (f->rec)
+		return 0;
+	/* Not mapped (or still in the KV_SYNC_NONE buffer): copy it. */
+	if (!(f->own = malloc((size_t)size))) {
+		kv__fetch_release(f);
+		return kv__fail(KV_ENOMEM, "out of memory reading a record");
+	}
+	int rc = kv__seg_read(f->seg, f->off, f->own, (size_t)size);
+	if (rc) {
+		kv__fetch_release(f);
+		return rc;
+	}
+	f->rec = f->own;
+	return 0;
+}
+
+int kv__fetch_key(kv_t *db, const void *key, size_t klen, kv__fetch *f)
+{
+	uint64_t h = kv__kd_hash(key, klen);
+	int rc;
+
+	pthread_rwlock_rdlock(&db->klock);
+	uint32_t id = kv__kd_find(&db->kd, key, klen, h);
+	if (id == UINT32_MAX) {
+		pthread_rwlock_unlock(&db->klock);
+		memset(f, 0, sizeof *f);
+		return KV_ENOTFOUND;
+	}
+	rc = kv__fetch_locked(db, id, f);
+	pthread_rwlock_unlock(&db->klock);
+	return rc;
+}
+
+static int corrupt(const kv__fetch *f, const char *why)
+{
+	return kv__fail(KV_ECORRUPT, "%s: bad record at offset %" PRIu64
+			": %s", f->seg->name, f->off, why);
+}
+
+int kv__fetch_check(kv_t *db, kv__fetch *f)
+{
+	kv__rec *r = &f->hdr;
+	const char *why = kv__rec_decode(f->rec, r);
+
+	if (why)
+		return corrupt(f, why);
+	if (r->type != KV__REC_PUT || r->klen != f->klen || r->vlen != f->vlen)
+		return corrupt(f, "record does not match the index");
+	if (!kv__rec_crc_ok(r, f->rec))
+		return corrupt(f, "checksum mismatch");
+	/* Only entries flagged TTL pay for reading the clock. */
+	if ((f->flags & KV__KF_TTL) && r->expire_ms <= kv__now(db))
+		return KV_ENOTFOUND;
+	return 0;
+}
+
+const uint8_t *kv__fetch_key_bytes(const kv__fetch *f)
+{
+	return f->rec + KV__REC_HDR;
+}
+
+int kv__fetch_value(kv__fetch *f, const uint8_t **val, size_t *vlen,
+		    void **tmp)
+{
+	const uint8_t *stored = f->rec + KV__REC_HDR + f->klen;
+
+	*tmp = NULL;
+	if (!(f->hdr.flags & KV__RF_ZLIB)) {
+		*val = stored;
+		*vlen = f->vlen;
+		return 0;
+	}
+	int rc = kv__rec_uncompress(stored, f->vlen, tmp, vlen);
+	if (rc == KV_ENOMEM)
+		return kv__fail(rc, "out of memory inflating a value");
+	if (rc)
+		return corrupt(f, "compressed value does not inflate");
+	*val = *tmp;
+	return 0;
+}
+
+void kv__fetch_release(kv__fetch *f)
+{
+	if (f->seg)
+		atomic_fetch_sub(&f->seg->pins, 1);
+	free(f->own);
+	f->own = NULL;
+	f->seg = NULL;
+}

@@ -1,0 +1,41 @@
+/*
+ * read.h - the one read path: find a record, check it, hand out its value.
+ *
+ * A read holds the keydir lock (shared) only to find the entry and pin its
+ * segment; the CRC check and the copy happen after the lock is dropped, so
+ * writers publishing a put wait for lookups, never for copies.
+ */
+#ifndef KV_READ_H
+#define KV_READ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "db.h"
+#include "record.h"
+
+typedef struct kv__fetch {
+	kv__seg *seg;          /* pinned until kv__fetch_release */
+	uint64_t off;
+	const uint8_t *rec;    /* the whole record: in the map, or `own` */
+	uint8_t *own;
+	uint32_t klen, vlen;   /* as the keydir has them */
+	uint32_t flags;        /* keydir entry flags */
+	kv__rec hdr;           /* filled by kv__fetch_check */
+} kv__fetch;
+
+/* With klock held (shared): pins the segment of entry id and maps or
+ * copies its record. */
+int kv__fetch_locked(kv_t *db, uint32_t id, kv__fetch *f);
+/* Finds key and fetches it, taking and dropping klock itself. */
+int kv__fetch_key(kv_t *db, const void *key, size_t klen, kv__fetch *f);
+/* Without locks: checks header, key and CRC against what the keydir said
+ * (KV_ECORRUPT naming file and offset) and the expiry (KV_ENOTFOUND). */
+int kv__fetch_check(kv_t *db, kv__fetch *f);
+/* The value in plain form: the stored bytes, or inflated into *tmp. */
+int kv__fetch_value(kv__fetch *f, const uint8_t **val, size_t *vlen,
+		    void **tmp);
+const uint8_t *kv__fetch_key_bytes(const kv__fetch *f);
+void kv__fetch_release(kv__fetch *f);
+
+#endif

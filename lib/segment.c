@@ -1,0 +1,350 @@
+/* segment.c - segment files on disk. */
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <zlib.h>
+
+#include "error.h"
+#include "io.h"
+#include "segment.h"
+
+void kv__seg_name(char out[KV__NAME_MAX], uint64_t seq, const char *suffix)
+{
+	snprintf(out, KV__NAME_MAX, "%016" PRIx64 "%s", seq, suffix);
+}
+
+int kv__seg_parse_name(const char *name, uint64_t *seq)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < KV__SEQ_DIGITS; i++) {
+		char c = name[i];
+		unsigned d;
+
+		if (c >= '0' && c <= '9')
+			d = (unsigned)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			d = (unsigned)(c - 'a' + 10);
+		else
+			return 0;
+		v = v << 4 | d;
+	}
+	if (strcmp(name + KV__SEQ_DIGITS, KV__SEG_SUFFIX) != 0 || v == 0)
+		return 0;
+	*seq = v;
+	return 1;
+}
+
+static void path_of(char *out, size_t cap, const char *dir, const char *name)
+{
+	snprintf(out, cap, "%s/%s", dir, name);
+}
+
+static void encode_header(uint8_t h[KV__FILE_HDR], uint64_t seq)
+{
+	uint32_t v32;
+	uint64_t v64 = htole64(seq);
+
+	memset(h, 0, KV__FILE_HDR);
+	memcpy(h, KV__SEG_MAGIC, 8);
+	v32 = htole32(KV__FORMAT_VERSION);
+	memcpy(h + 8, &v32, 4);
+	v32 = htole32(KV__KIND_SEGMENT);
+	memcpy(h + 12, &v32, 4);
+	memcpy(h + 16, &v64, 8);
+	v32 = htole32((uint32_t)crc32_z(0, h, 28));
+	memcpy(h + 28, &v32, 4);
+}
+
+/* Checks a file header; returns 0 or the error, with the message set. */
+static int check_header(const uint8_t h[KV__FILE_HDR], const char *name,
+			uint64_t seq)
+{
+	uint32_t crc, version, kind;
+	uint64_t hseq;
+
+	memcpy(&crc, h + 28, 4);
+	memcpy(&version, h + 8, 4);
+	memcpy(&kind, h + 12, 4);
+	memcpy(&hseq, h + 16, 8);
+	if (memcmp(h, KV__SEG_MAGIC, 8) != 0)
+		return kv__fail(KV_ECORRUPT, "%s: offset 0: bad magic", name);
+	if (le32toh(crc) != (uint32_t)crc32_z(0, h, 28))
+		return kv__fail(KV_ECORRUPT,
+				"%s: offset 0: header checksum mismatch", name);
+	if (le32toh(version) != KV__FORMAT_VERSION)
+		return kv__fail(KV_EVERSION,
+				"%s: format version %" PRIu32 ", this library "
+				"reads %u", name, le32toh(version),
+				KV__FORMAT_VERSION);
+	if (le32toh(kind) != KV__KIND_SEGMENT || le64toh(hseq) != seq)
+		return kv__fail(KV_ECORRUPT,
+				"%s: offset 0: header names another file", name);
+	return 0;
+}
+
+static kv__seg *seg_new(uint64_t seq, size_t buf_cap)
+{
+	kv__seg *s = calloc(1, sizeof *s);
+
+	if (!s)
+		return NULL;
+	if (buf_cap && !(s->buf = malloc(buf_cap))) {
+		free(s);
+		return NULL;
+	}
+	s->buf_cap = buf_cap;
+	s->seq = seq;
+	s->fd = -1;
+	pthread_mutex_init(&s->buf_lock, NULL);
+	kv__seg_name(s->name, seq, KV__SEG_SUFFIX);
+	return s;
+}
+
+/* Mapping is an optimisation: on failure reads fall back to pread. */
+static void map_file(kv__seg *s, uint64_t len)
+{
+	if (len == 0 || len > SIZE_MAX)
+		return;
+	void *m = kv__io.mmap(NULL, (size_t)len, PROT_READ, MAP_SHARED, s->fd, 0);
+	if (m == MAP_FAILED)
+		return;
+	s->map = m;
+	s->map_len = (size_t)len;
+}
+
+void kv__seg_close(kv__seg *s)
+{
+	if (!s)
+		return;
+	if (s->map)
+		kv__io.munmap(s->map, s->map_len);
+	if (s->fd >= 0)
+		kv__io.close(s->fd);
+	pthread_mutex_destroy(&s->buf_lock);
+	free(s->buf);
+	free(s);
+}
+
+/* Writes the header into a temporary name, syncs, renames, syncs the
+ * directory: a crash leaves either no segment or a whole, valid header. */
+static int create_file(kv__seg *s, const char *dir, unsigned mode)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 8];
+	uint8_t h[KV__FILE_HDR];
+	struct iovec iov = { h, sizeof h };
+
+	path_of(path, sizeof path, dir, s->name);
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	encode_header(h, s->seq);
+	s->fd = kv__io.open(tmp, O_RDWR | O_CREAT | O_TRUNC, (mode_t)mode);
+	if (s->fd < 0)
+		return kv__fail_sys("%s: create", tmp);
+	if (kv__io_pwritev_all(s->fd, &iov, 1, 0) || kv__io.fsync(s->fd))
+		goto fail;
+	if (kv__io.rename(tmp, path))
+		goto fail;
+	if (kv__io_fsync_dir(dir))
+		return kv__fail_sys("%s: fsync of directory", dir);
+	return 0;
+fail:;
+	int rc = kv__fail_sys("%s: write of new segment", tmp);
+	kv__io.unlink(tmp);
+	return rc;
+}
+
+int kv__seg_create(const char *dir, uint64_t seq, unsigned mode,
+		   uint64_t map_len, size_t buf_cap, kv__seg **out)
+{
+	kv__seg *s = seg_new(seq, buf_cap);
+	int rc;
+
+	*out = NULL;
+	if (!s)
+		return kv__fail(KV_ENOMEM, "out of memory creating a segment");
+	if ((rc = create_file(s, dir, mode)) != 0) {
+		kv__seg_close(s);
+		return rc;
+	}
+	s->size = KV__FILE_HDR;
+	s->flushed = KV__FILE_HDR;
+	map_file(s, map_len);
+	*out = s;
+	return 0;
+}
+
+int kv__seg_open(const char *dir, uint64_t seq, int rdonly, uint64_t map_len,
+		 kv__seg **out)
+{
+	char path[PATH_MAX];
+	uint8_t h[KV__FILE_HDR];
+	uint64_t size;
+	kv__seg *s = seg_new(seq, 0);
+	int rc;
+
+	*out = NULL;
+	if (!s)
+		return kv__fail(KV_ENOMEM, "out of memory opening a segment");
+	path_of(path, sizeof path, dir, s->name);
+	s->fd = kv__io.open(path, rdonly ? O_RDONLY : O_RDWR, 0);
+	if (s->fd < 0 || kv__io.fstat_size(s->fd, &size)) {
+		rc = kv__fail_sys("%s: open", path);
+		goto fail;
+	}
+	if (size < KV__FILE_HDR) {
+		rc = kv__fail(KV_ECORRUPT, "%s: offset 0: file of %" PRIu64
+			      " bytes is shorter than its header", s->name,
+			      size);
+		goto fail;
+	}
+	if (kv__io_pread_all(s->fd, h, sizeof h, 0)) {
+		rc = kv__fail_sys("%s: read of header", path);
+		goto fail;
+	}
+	if ((rc = check_header(h, s->name, seq)) != 0)
+		goto fail;
+	s->size = size;
+	s->flushed = size;
+	map_file(s, map_len > size ? map_len : size);
+	*out = s;
+	return 0;
+fail:
+	kv__seg_close(s);
+	return rc;
+}
+
+const uint8_t *kv__seg_ptr(kv__seg *s, uint64_t off, size_t n)
+{
+	uint64_t flushed = atomic_load_explicit(&s->flushed,
+						memory_order_acquire);
+
+	if (!s->map || off + n > s->map_len || off + n > flushed)
+		return NULL;
+	return s->map + off;
+}
+
+/* Copies a record that may still be in the KV_SYNC_NONE buffer. */
+static int read_buffered(kv__seg *s, uint64_t off, void *dst, size_t n)
+{
+	int done = 0;
+
+	pthread_mutex_lock(&s->buf_lock);
+	uint64_t flushed = atomic_load(&s->flushed);
+	if (off >= flushed && off + n <= flushed + s->buf_len) {
+		memcpy(dst, s->buf + (off - flushed), n);
+		done = 1;
+	}
+	pthread_mutex_unlock(&s->buf_lock);
+	return done;
+}
+
+int kv__seg_read(kv__seg *s, uint64_t off, void *dst, size_t n)
+{
+	const uint8_t *p = kv__seg_ptr(s, off, n);
+
+	if (p) {
+		memcpy(dst, p, n);
+		return 0;
+	}
+	if (s->buf && read_buffered(s, off, dst, n))
+		return 0;
+	if (kv__io_pread_all(s->fd, dst, n, off))
+		return kv__fail_sys("%s: read of %zu bytes at offset %" PRIu64,
+				    s->name, n, off);
+	return 0;
+}
+
+/* Writes at `at`; on failure cuts the file back to `at` so that no torn
+ * record is left in front of the next append. */
+static int write_at(kv__seg *s, struct iovec *iov, int cnt, uint64_t at,
+		    int *broken)
+{
+	if (kv__io_pwritev_all(s->fd, iov, cnt, at) == 0)
+		return 0;
+	int rc = kv__fail_sys("%s: write at offset %" PRIu64, s->name, at);
+	int saved = errno;
+	if (kv__io.ftruncate(s->fd, (off_t)at) != 0)
+		*broken = 1;
+	errno = saved;
+	return rc;
+}
+
+int kv__seg_flush(kv__seg *s)
+{
+	int broken = 0, rc = 0;
+
+	pthread_mutex_lock(&s->buf_lock);
+	if (s->buf_len) {
+		struct iovec iov = { s->buf, s->buf_len };
+		uint64_t at = atomic_load(&s->flushed);
+
+		rc = write_at(s, &iov, 1, at, &broken);
+		if (rc == 0) {
+			atomic_store_explicit(&s->flushed, at + s->buf_len,
+					      memory_order_release);
+			s->buf_len = 0;
+		}
+	}
+	pthread_mutex_unlock(&s->buf_lock);
+	return rc;
+}
+
+static void buffer_copy(kv__seg *s, const struct iovec *iov, int cnt)
+{
+	pthread_mutex_lock(&s->buf_lock);
+	for (int i = 0; i < cnt; i++) {
+		memcpy(s->buf + s->buf_len, iov[i].iov_base, iov[i].iov_len);
+		s->buf_len += iov[i].iov_len;
+	}
+	pthread_mutex_unlock(&s->buf_lock);
+}
+
+int kv__seg_append(kv__seg *s, struct iovec *iov, int cnt, size_t n,
+		   int *broken)
+{
+	int rc;
+
+	if (s->buf && s->buf_len + n > s->buf_cap && (rc = kv__seg_flush(s)))
+		return rc;
+	if (s->buf && n <= s->buf_cap) {
+		buffer_copy(s, iov, cnt);
+	} else {
+		if ((rc = write_at(s, iov, cnt, s->size, broken)) != 0)
+			return rc;
+		atomic_store_explicit(&s->flushed, s->size + n,
+				      memory_order_release);
+	}
+	s->size += n;
+	return 0;
+}
+
+int kv__seg_set_buffer(kv__seg *s, size_t cap)
+{
+	if (!(s->buf = malloc(cap)))
+		return kv__fail(KV_ENOMEM, "out of memory for the write buffer");
+	s->buf_cap = cap;
+	return 0;
+}
+
+int kv__seg_sync(kv__seg *s)
+{
+	if (kv__io.fdatasync(s->fd))
+		return kv__fail_sys("%s: fdatasync", s->name);
+	return 0;
+}
+
+int kv__seg_truncate(kv__seg *s, uint64_t len)
+{
+	if (kv__io.ftruncate(s->fd, (off_t)len) || kv__io.fsync(s->fd))
+		return kv__fail_sys("%s: truncate to %" PRIu64 " bytes",
+				    s->name, len);
+	s->size = len;
+	atomic_store(&s->flushed, len);
+	return 0;
+}

@@ -1,0 +1,106 @@
+/* stats.c - kv_stats and kv_stats_segments. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "error.h"
+#include "record.h"
+
+/* Expired keys still sit in the keydir until overwritten or compacted;
+ * their bytes count as dead. Costs one header read per TTL key. */
+static void count_expired(kv_t *db, struct kv_stats *st)
+{
+	uint64_t now = kv__now(db);
+
+	for (uint32_t id = 0; id < db->kd.nids; id++) {
+		const kv__kent *e = kv__kd_ent(&db->kd, id);
+		uint8_t h[KV__REC_HDR];
+		kv__rec r;
+
+		if (e->key == 0 || !(kv__kent_flags(e) & KV__KF_TTL))
+			continue;
+		kv__seg *s = db->segs[KV__LOC_SLOT(e->loc)];
+		if (kv__seg_read(s, KV__LOC_OFF(e->loc), h, sizeof h) ||
+		    kv__rec_decode(h, &r) || r.expire_ms > now)
+			continue;
+		uint64_t size = kv__rec_size(kv__kent_klen(e), e->vlen);
+		st->live_keys--;
+		st->live_bytes -= size;
+		st->dead_bytes += size;
+	}
+}
+
+KV_API int kv_stats(kv_t *db, struct kv_stats *out)
+{
+	if (!db || !out || out->size != sizeof *out)
+		return kv__fail(KV_EINVAL, "kv_stats: NULL argument or "
+				"out->size is not sizeof(struct kv_stats)");
+	memset(out, 0, sizeof *out);
+	out->size = sizeof *out;
+	out->sync_mode = db->opts.sync_mode;
+	/* wlock too: segment sizes and the LSN move under it. */
+	pthread_mutex_lock(&db->wlock);
+	pthread_rwlock_rdlock(&db->klock);
+	for (uint32_t i = 0; i < db->nslots; i++) {
+		kv__seg *s = db->segs[i];
+		if (!s)
+			continue;
+		out->segments++;
+		out->disk_bytes += s->size;
+		out->live_bytes += s->live_bytes;
+		out->dead_bytes += s->dead_bytes;
+	}
+	out->live_keys = kv__kd_count(&db->kd);
+	out->keydir_bytes = kv__kd_bytes(&db->kd) + db->order.bytes;
+	count_expired(db, out);
+	pthread_rwlock_unlock(&db->klock);
+	out->last_lsn = db->next_lsn - 1;
+	pthread_mutex_unlock(&db->wlock);
+	out->recovered_truncated_bytes = db->truncated_bytes;
+	out->recovered_skipped_bytes = db->skipped_bytes;
+	out->recovered_skipped_records = db->skipped_records;
+	out->compressed_values = atomic_load(&db->compressed_values);
+	out->compression_saved_bytes = atomic_load(&db->compress_saved);
+	return 0;
+}
+
+static int by_seq(const void *a, const void *b)
+{
+	const kv_segment_stats *x = a, *y = b;
+
+	return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+KV_API int kv_stats_segments(kv_t *db, kv_segment_stats *arr, size_t cap,
+			     size_t *n)
+{
+	kv_segment_stats *all;
+	size_t k = 0;
+
+	if (!db || !n || (!arr && cap))
+		return kv__fail(KV_EINVAL, "kv_stats_segments: NULL argument");
+	pthread_mutex_lock(&db->wlock);
+	pthread_rwlock_rdlock(&db->klock);
+	all = calloc(db->nsegs ? db->nsegs : 1, sizeof *all);
+	for (uint32_t i = 0; all && i < db->nslots; i++) {
+		kv__seg *s = db->segs[i];
+		if (!s)
+			continue;
+		all[k++] = (kv_segment_stats){
+			.seq = s->seq, .bytes = s->size,
+			.live_bytes = s->live_bytes,
+			.dead_bytes = s->dead_bytes,
+			.active = s == db->active,
+		};
+	}
+	pthread_rwlock_unlock(&db->klock);
+	pthread_mutex_unlock(&db->wlock);
+	if (!all)
+		return kv__fail(KV_ENOMEM, "out of memory for segment figures");
+	qsort(all, k, sizeof *all, by_seq);
+	*n = k;
+	if (arr && cap)
+		memcpy(arr, all, (cap < k ? cap : k) * sizeof *all);
+	free(all);
+	return 0;
+}

@@ -1,0 +1,131 @@
+/* sync.c - fdatasync policy: group commit and the interval thread. */
+#include <errno.h>
+#include <time.h>
+
+#include "db.h"
+#include "error.h"
+
+int kv__poison(kv_t *db)
+{
+	/* After a failed fsync the kernel may have dropped the dirty pages and
+	 * cleared the error, so a retry could "succeed" over lost data
+	 * (PostgreSQL's fsyncgate). Refuse every write until reopen instead. */
+	atomic_store(&db->poisoned, 1);
+	kv__log(db, KV_LOG_ERROR, "fsync failed; the store refuses writes "
+		"until it is reopened: %s", kv_errmsg());
+	return KV_EIO;
+}
+
+/* The leader's part: sync the active segment up to what was appended when
+ * it started. Earlier segments were synced when they were sealed. */
+static int lead(kv_t *db, uint64_t *reached)
+{
+	int rc;
+
+	pthread_mutex_lock(&db->wlock);
+	*reached = db->appended;
+	rc = db->active ? kv__seg_flush(db->active) : 0;
+	kv__seg *s = db->active;
+	pthread_mutex_unlock(&db->wlock);
+	if (rc == 0 && s)
+		rc = kv__seg_sync(s);
+	return rc;
+}
+
+int kv__sync_to(kv_t *db, uint64_t pos)
+{
+	kv__sync *sy = &db->sync;
+	int rc = 0;
+
+	pthread_mutex_lock(&sy->mu);
+	/* Whoever syncs covers every write appended before it started; the
+	 * others wait for it and find their position covered. */
+	while (sy->synced < pos && !atomic_load(&db->poisoned)) {
+		if (sy->busy) {
+			pthread_cond_wait(&sy->cv, &sy->mu);
+			continue;
+		}
+		sy->busy = 1;
+		pthread_mutex_unlock(&sy->mu);
+		uint64_t reached;
+		rc = lead(db, &reached);
+		pthread_mutex_lock(&sy->mu);
+		sy->busy = 0;
+		if (rc == 0 && reached > sy->synced)
+			sy->synced = reached;
+		pthread_cond_broadcast(&sy->cv);
+		if (rc) {
+			pthread_mutex_unlock(&sy->mu);
+			return kv__poison(db);
+		}
+	}
+	pthread_mutex_unlock(&sy->mu);
+	if (atomic_load(&db->poisoned) && rc == 0)
+		return kv__fail(KV_EIO, "store poisoned by an earlier failed "
+				"fsync; reopen it");
+	return 0;
+}
+
+static void *interval_main(void *arg)
+{
+	kv_t *db = arg;
+	kv__sync *sy = &db->sync;
+	uint32_t ms = db->opts.sync_every;
+
+	pthread_mutex_lock(&sy->mu);
+	while (!sy->stop) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += ms / 1000;
+		ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&sy->tick, &sy->mu, &ts);
+		if (sy->stop)
+			break;
+		pthread_mutex_unlock(&sy->mu);
+		pthread_mutex_lock(&db->wlock);
+		uint64_t pos = db->appended;
+		pthread_mutex_unlock(&db->wlock);
+		kv__sync_to(db, pos);
+		pthread_mutex_lock(&sy->mu);
+	}
+	pthread_mutex_unlock(&sy->mu);
+	return NULL;
+}
+
+int kv__sync_init(kv_t *db)
+{
+	kv__sync *sy = &db->sync;
+
+	pthread_mutex_init(&sy->mu, NULL);
+	pthread_cond_init(&sy->cv, NULL);
+	pthread_cond_init(&sy->tick, NULL);
+	sy->synced = db->appended;
+	if (db->rdonly || db->opts.sync_mode != KV_SYNC_INTERVAL)
+		return 0;
+	if ((errno = pthread_create(&sy->thread, NULL, interval_main, db)))
+		return kv__fail_sys("cannot start the sync thread");
+	sy->thread_on = 1;
+	return 0;
+}
+
+void kv__sync_stop(kv_t *db)
+{
+	kv__sync *sy = &db->sync;
+
+	if (sy->thread_on) {
+		pthread_mutex_lock(&sy->mu);
+		sy->stop = 1;
+		pthread_cond_broadcast(&sy->tick);
+		pthread_mutex_unlock(&sy->mu);
+		pthread_join(sy->thread, NULL);
+		sy->thread_on = 0;
+	}
+	pthread_cond_destroy(&sy->cv);
+	pthread_cond_destroy(&sy->tick);
+	pthread_mutex_destroy(&sy->mu);
+}
