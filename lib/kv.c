@@ -309,7 +309,11 @@ KV_API int kv_close(kv_t *db)
 
 	if (!db)
 		return 0;
-	if (db->active && !atomic_load(&db->poisoned)) {
+	if (db->active && atomic_load(&db->poisoned)) {
+		rc = kv__fail(KV_EIO, "%s: closed after an earlier write or "
+			      "fsync failure; unsynced writes may be lost",
+			      db->dir);
+	} else if (db->active) {
 		rc = kv__seg_flush(db->active);
 		if (rc == 0 && db->opts.sync_mode != KV_SYNC_NONE)
 			rc = kv__seg_sync(db->active);

@@ -1,0 +1,63 @@
+/*
+ * testutil.h - what every libkv test needs: cmocka, a fresh directory,
+ * a fake clock, and fault injection through the io table.
+ */
+#ifndef KV_TESTUTIL_H
+#define KV_TESTUTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "kv.h"
+
+/* A new empty directory under $TMPDIR (or /tmp); removed by tu_rmdir. */
+char *tu_mkdir(void);
+/* Removes a directory tree and frees the path. */
+void tu_rmdir(char *dir);
+/* "<dir>/<name>" in a static buffer (one at a time). */
+const char *tu_path(const char *dir, const char *name);
+/* Path of segment number seq in dir. */
+const char *tu_seg_path(const char *dir, uint64_t seq);
+uint64_t tu_file_size(const char *path);
+void tu_truncate(const char *path, uint64_t len);
+/* Reads/writes one byte of a file at off. */
+uint8_t tu_peek(const char *path, uint64_t off);
+void tu_poke(const char *path, uint64_t off, uint8_t byte);
+/* Copies a whole store directory (files only). */
+void tu_copy_dir(const char *from, const char *to);
+
+/* Options with KV_CREATE and the fake clock installed. */
+void tu_options(kv_options *o);
+/* Opens, asserting success. */
+kv_t *tu_open(const char *dir, const kv_options *o);
+
+/* The fake clock behind tu_options: starts at 1,000,000 ms. */
+extern uint64_t tu_clock_ms;
+uint64_t tu_clock(void *ctx);
+
+/* Asserts that key holds exactly val (NUL-terminated string). */
+void tu_expect(kv_t *db, const char *key, const char *val);
+/* Asserts that key has no live value. */
+void tu_expect_missing(kv_t *db, const char *key);
+int tu_put(kv_t *db, const char *key, const char *val);
+
+/* Fault injection: the next-but-`after` call of the given kind fails
+ * with err (after = 0: the very next one); persistent keeps failing. */
+enum tu_fault_kind { TU_OPEN, TU_PWRITE, TU_FSYNC, TU_FDATASYNC, TU_RENAME,
+		     TU_FTRUNCATE, TU_MMAP, TU_NKINDS };
+void tu_fault(enum tu_fault_kind kind, unsigned after, int err,
+	      int persistent);
+/* A pwrite that writes only half, then fails with err (short write). */
+void tu_fault_short_write(unsigned after, int err);
+/* Restores the real system calls and clears all faults. */
+void tu_fault_clear(void);
+/* Calls of each kind seen since the last clear. */
+unsigned tu_calls(enum tu_fault_kind kind);
+
+/* Deterministic PRNG for tests (xorshift64*). */
+uint64_t tu_rand(uint64_t *state);
+
+#endif
