@@ -31,6 +31,7 @@ char *tu_mkdir(void)
 
 	if (!base || !*base)
 		base = "/tmp";
+	tu_fault_clear(); /* a failed test must not leave faults armed */
 	assert_true(asprintf(&p, "%s/kvtest.XXXXXX", base) > 0);
 	assert_non_null(mkdtemp(p));
 	return p;
@@ -225,8 +226,10 @@ static ssize_t f_pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
 		return kv__io_default.pwritev(fd, iov, cnt, off);
 	if (!shortw || iov[0].iov_len < 2)
 		return -1;
-	/* A short write: half of the first buffer lands, then the error. */
+	/* A short write: half of the first buffer lands now, and the call
+	 * that would write the rest fails with the error. */
 	faults[TU_PWRITE].short_write = 0;
+	faults[TU_PWRITE].armed = 1;
 	struct iovec half = { iov[0].iov_base, iov[0].iov_len / 2 };
 	return kv__io_default.pwritev(fd, &half, 1, off);
 }

@@ -13,6 +13,13 @@
 
 #include "kv.h"
 
+/* Asserts that a call returns KV_OK, showing kv_errmsg() when not. */
+#define TU_OK(e) do { \
+	int tu_rc_ = (e); \
+	if (tu_rc_ != KV_OK) \
+		fail_msg("%s: %s: %s", #e, kv_strerror(tu_rc_), kv_errmsg()); \
+} while (0)
+
 /* A new empty directory under $TMPDIR (or /tmp); removed by tu_rmdir. */
 char *tu_mkdir(void);
 /* Removes a directory tree and frees the path. */
