@@ -42,7 +42,7 @@ TEST_LIBS = $(B)/libkv.a $(DEP_LIBS) $(shell $(PKG_CONFIG) --libs cmocka)
 	man-check cxx-check clean
 .DELETE_ON_ERROR:
 
-all: deps $(B)/libkv.so $(B)/libkv.a
+all: deps $(B)/libkv.so $(B)/libkv.a $(B)/libkv.pc
 
 deps:
 	@scripts/deps.sh
@@ -64,6 +64,11 @@ $(B)/libkv.so.$(VERSION): $(LIB_OBJ) lib/libkv.map
 $(B)/libkv.so: $(B)/libkv.so.$(VERSION)
 	ln -sf libkv.so.$(VERSION) $(B)/libkv.so.$(MAJOR)
 	ln -sf libkv.so.$(VERSION) $@
+
+$(B)/libkv.pc: pkgconfig/libkv.pc.in include/kv.h | $(B)/obj
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+		$< > $@
 
 # ---- examples ----
 

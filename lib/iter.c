@@ -58,7 +58,7 @@ static int deliver(kv_t *db, window *w, kv_pair_fn fn, void *ctx,
 
 /* Ids are stable while a key lives, so walking them in order sees every key
  * that lives throughout exactly once. */
-static int fill_by_id(kv_t *db, window *w, uint32_t *next)
+static int fill_by_id(kv_t *db, window *w, uint32_t *next, int *more)
 {
 	int rc = 0;
 
@@ -67,6 +67,7 @@ static int fill_by_id(kv_t *db, window *w, uint32_t *next)
 		if (kv__kd_ent(&db->kd, *next)->key != 0)
 			if ((rc = kv__fetch_locked(db, *next, &w->f[w->n])) == 0)
 				w->n++;
+	*more = *next < db->kd.nids;
 	pthread_rwlock_unlock(&db->klock);
 	return rc;
 }
@@ -76,18 +77,18 @@ KV_API int kv_foreach(kv_t *db, kv_pair_fn fn, void *ctx)
 	window *w;
 	uint32_t next = 0;
 	size_t delivered = 0;
-	int rc = 0;
+	int rc = 0, more = 0;
 
 	if (!db || !fn)
 		return kv__fail(KV_EINVAL, "kv_foreach: NULL argument");
 	if (!(w = calloc(1, sizeof *w)))
 		return kv__fail(KV_ENOMEM, "out of memory for iteration");
 	do {
-		rc = fill_by_id(db, w, &next);
+		rc = fill_by_id(db, w, &next, &more);
 		if (rc == 0)
 			rc = deliver(db, w, fn, ctx, &delivered);
 		release_all(w);
-	} while (rc == 0 && next < db->kd.nids);
+	} while (rc == 0 && more);
 	free(w);
 	return rc;
 }
@@ -167,7 +168,7 @@ static int fill_by_key(kv_t *db, window *w, bounds *b, const void *start,
 	pthread_rwlock_rdlock(&db->klock);
 	if (!db->order_built) {
 		pthread_rwlock_unlock(&db->klock);
-		return 1; /* dropped after an allocation failure: rebuild */
+		return 1; /* not built yet, or dropped after ENOMEM: build */
 	}
 	if (b->last)
 		kv__order_seek(&db->order, b->last, b->last_len, 1, &c);
@@ -235,9 +236,7 @@ KV_API int kv_scan(kv_t *db, const void *start, size_t slen,
 	}
 	if (!(w = calloc(1, sizeof *w)))
 		return kv__fail(KV_ENOMEM, "out of memory for a scan");
-	rc = db->order_built ? 0 : build_order(db);
-	if (rc == 0)
-		rc = scan_loop(db, w, &b, start, slen, fn, ctx);
+	rc = scan_loop(db, w, &b, start, slen, fn, ctx);
 	free(w);
 	free(b.last);
 	return rc;
