@@ -41,6 +41,8 @@ TEST_LIBS = $(B)/libkv.a $(DEP_LIBS) $(shell $(PKG_CONFIG) --libs cmocka)
 .PHONY: all deps example examples check check-asan check-tsan test-run \
 	man-check cxx-check clean
 .DELETE_ON_ERROR:
+# Keep objects built by pattern rules (helpers) between runs.
+.SECONDARY:
 
 all: deps $(B)/libkv.so $(B)/libkv.a $(B)/libkv.pc
 

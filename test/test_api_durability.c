@@ -197,16 +197,16 @@ static void test_interval_mode_syncs_in_the_background(void **s)
 	tu_options(&o);
 	o.sync_mode = KV_SYNC_INTERVAL;
 	o.sync_every = 2;
-	db = tu_open(dir, &o);
-	tu_fault_clear();
+	/* Install the counting table before the sync thread starts. */
 	tu_fault(TU_FDATASYNC, 1000000, EIO, 0);
+	db = tu_open(dir, &o);
 	TU_OK(tu_put(db, "k", "v"));
 	/* Not a timing assertion: wait (up to 20 s) for the thread to act. */
 	for (int i = 0; i < 2000 && tu_calls(TU_FDATASYNC) == 0; i++)
 		usleep(10000);
 	assert_true(tu_calls(TU_FDATASYNC) >= 1);
-	tu_fault_clear();
 	kv_close(db);
+	tu_fault_clear();
 	tu_rmdir(dir);
 }
 

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -195,22 +196,29 @@ static struct fault {
 	int short_write;
 } faults[TU_NKINDS];
 
+/* The store's background threads make system calls too. */
+static pthread_mutex_t fault_mu = PTHREAD_MUTEX_INITIALIZER;
+
 /* Whether this call of kind k must fail; counts the call either way. */
 static int trip(enum tu_fault_kind k)
 {
 	struct fault *f = &faults[k];
+	int fire = 0, err = 0;
 
+	pthread_mutex_lock(&fault_mu);
 	f->calls++;
-	if (!f->armed)
-		return 0;
-	if (f->after > 0) {
+	if (f->armed && f->after > 0) {
 		f->after--;
-		return 0;
+	} else if (f->armed) {
+		if (!f->persistent)
+			f->armed = 0;
+		fire = 1;
+		err = f->err;
 	}
-	if (!f->persistent)
-		f->armed = 0;
-	errno = f->err;
-	return 1;
+	pthread_mutex_unlock(&fault_mu);
+	if (fire)
+		errno = err;
+	return fire;
 }
 
 static int f_open(const char *p, int fl, mode_t m)
@@ -220,7 +228,9 @@ static int f_open(const char *p, int fl, mode_t m)
 
 static ssize_t f_pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
 {
+	pthread_mutex_lock(&fault_mu);
 	int shortw = faults[TU_PWRITE].short_write;
+	pthread_mutex_unlock(&fault_mu);
 
 	if (!trip(TU_PWRITE))
 		return kv__io_default.pwritev(fd, iov, cnt, off);
@@ -228,8 +238,10 @@ static ssize_t f_pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
 		return -1;
 	/* A short write: half of the first buffer lands now, and the call
 	 * that would write the rest fails with the error. */
+	pthread_mutex_lock(&fault_mu);
 	faults[TU_PWRITE].short_write = 0;
 	faults[TU_PWRITE].armed = 1;
+	pthread_mutex_unlock(&fault_mu);
 	struct iovec half = { iov[0].iov_base, iov[0].iov_len / 2 };
 	return kv__io_default.pwritev(fd, &half, 1, off);
 }
@@ -275,24 +287,34 @@ void tu_fault(enum tu_fault_kind kind, unsigned after, int err,
 	      int persistent)
 {
 	install();
+	pthread_mutex_lock(&fault_mu);
 	faults[kind] = (struct fault){ .calls = faults[kind].calls,
 				       .after = after, .err = err,
 				       .armed = 1, .persistent = persistent };
+	pthread_mutex_unlock(&fault_mu);
 }
 
 void tu_fault_short_write(unsigned after, int err)
 {
 	tu_fault(TU_PWRITE, after, err, 0);
+	pthread_mutex_lock(&fault_mu);
 	faults[TU_PWRITE].short_write = 1;
+	pthread_mutex_unlock(&fault_mu);
 }
 
+/* Call only with no store open that has a background thread. */
 void tu_fault_clear(void)
 {
+	pthread_mutex_lock(&fault_mu);
 	memset(faults, 0, sizeof faults);
+	pthread_mutex_unlock(&fault_mu);
 	kv__io = kv__io_default;
 }
 
 unsigned tu_calls(enum tu_fault_kind kind)
 {
-	return faults[kind].calls;
+	pthread_mutex_lock(&fault_mu);
+	unsigned n = faults[kind].calls;
+	pthread_mutex_unlock(&fault_mu);
+	return n;
 }
