@@ -17,7 +17,7 @@
  *   8  u32 version  KV__FORMAT_VERSION
  *  12  u32 kind     KV__KIND_SEGMENT (hint files reuse the header)
  *  16  u64 seq      must equal the number in the file name
- *  24  u32 reserved zero
+ *  24  u32 flags    KV__SEG_F_*; unknown bits are refused
  *  28  u32 crc      zlib crc32 of bytes 0..27
  */
 #define KV__SEG_MAGIC "KVSEG\r\n\032"
@@ -28,6 +28,10 @@
 #define KV__HINT_SUFFIX ".hint"
 #define KV__SEQ_DIGITS 16
 #define KV__LOCK_NAME "LOCK"
+/* Written by compaction: complete when renamed into place, so it never
+ * has a torn tail and never becomes the active segment. */
+#define KV__SEG_F_COMPACTED 0x1u
+#define KV__SEG_F_KNOWN KV__SEG_F_COMPACTED
 
 /*
  * Record: a 32-byte header, the key, then the value.
@@ -51,5 +55,41 @@
 /* zlib cannot expand more than 1032:1, so a claimed raw length above this
  * bound is corrupt and is refused before anything is allocated. */
 #define KV__ZLIB_MAX_RATIO 1032u
+
+/*
+ * Hint file "<16 hex digits>.hint", beside the segment of the same number:
+ * the 32-byte file header (kind KV__KIND_HINT), entries, then a trailer.
+ * Entry (40 bytes + key), one per record of the segment, in file order:
+ *   0  u32 crc        crc32 of bytes 4..end of key
+ *   4  u8  type       as the record
+ *   5  u8  flags      as the record
+ *   6  u16 klen
+ *   8  u32 vlen
+ *  12  u32 reserved   zero
+ *  16  u64 offset     of the record in the segment
+ *  24  u64 lsn
+ *  32  u64 expire_ms
+ * Trailer (32 bytes):
+ *   0  magic[8]       "KVHINT\0\0"
+ *   8  u64 count      entries
+ *  16  u64 seg_size   size of the segment the entries cover, exactly
+ *  24  u32 reserved   zero
+ *  28  u32 crc        crc32 of the whole file before this field
+ */
+#define KV__HINT_ENT 40u
+#define KV__HINT_TRAILER 32u
+#define KV__HINT_MAGIC "KVHINT\0\0"
+
+/*
+ * Obsolete list "<16 hex digits>.obs": written by compaction, durably,
+ * before it deletes the segments it replaced, and removed after. Open
+ * finishes the deletions of any list it finds, so a crash halfway through
+ * never leaves an old record without the tombstone that killed it.
+ * The 32-byte file header (kind KV__KIND_OBSOLETE), then:
+ *   0  u64 count, then count u64 sequence numbers, then u32 crc32 of all
+ *      bytes before it.
+ */
+#define KV__KIND_OBSOLETE 3u
+#define KV__OBS_SUFFIX ".obs"
 
 #endif /* KV_FORMAT_H */

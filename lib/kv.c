@@ -243,7 +243,15 @@ static kv_t *db_new(const char *dir, const kv_options *opts)
 		return NULL;
 	db->lock_fd = -1;
 	pthread_mutex_init(&db->wlock, NULL);
-	pthread_rwlock_init(&db->klock, NULL);
+	/* glibc's default rwlock lets a stream of readers starve the writer
+	 * that publishes a put; prefer the writer. Safe because no path takes
+	 * the lock shared twice in one thread. */
+	pthread_rwlockattr_t attr;
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(&attr,
+		PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&db->klock, &attr);
+	pthread_rwlockattr_destroy(&attr);
 	kv__order_init(&db->order, order_cmp, db);
 	db->opts = *opts;
 	fill_defaults(&db->opts);

@@ -1,18 +1,12 @@
 /* record.c - record headers, CRCs and value compression. */
-#include <endian.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
 
 #include "kv.h"
+#include "le.h"
 #include "record.h"
 
-static void put16(uint8_t *p, uint16_t v) { v = htole16(v); memcpy(p, &v, 2); }
-static void put32(uint8_t *p, uint32_t v) { v = htole32(v); memcpy(p, &v, 4); }
-static void put64(uint8_t *p, uint64_t v) { v = htole64(v); memcpy(p, &v, 8); }
-static uint16_t get16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return le16toh(v); }
-static uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return le32toh(v); }
-static uint64_t get64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return le64toh(v); }
 
 uint32_t kv__rec_crc_update(uint32_t crc, const void *p, size_t n)
 {
@@ -32,29 +26,29 @@ void kv__rec_encode(kv__rec *r, uint8_t hdr[KV__REC_HDR], const void *key,
 
 	hdr[4] = r->type;
 	hdr[5] = r->flags;
-	put16(hdr + 6, r->klen);
-	put32(hdr + 8, r->vlen);
-	put32(hdr + 12, r->batch_left);
-	put64(hdr + 16, r->lsn);
-	put64(hdr + 24, r->expire_ms);
+	kv__put16(hdr + 6, r->klen);
+	kv__put32(hdr + 8, r->vlen);
+	kv__put32(hdr + 12, r->batch_left);
+	kv__put64(hdr + 16, r->lsn);
+	kv__put64(hdr + 24, r->expire_ms);
 	crc = kv__rec_crc_begin(hdr);
 	crc = kv__rec_crc_update(crc, key, r->klen);
 	if (r->vlen)
 		crc = kv__rec_crc_update(crc, val, r->vlen);
 	r->crc = crc;
-	put32(hdr, crc);
+	kv__put32(hdr, crc);
 }
 
 const char *kv__rec_decode(const uint8_t hdr[KV__REC_HDR], kv__rec *r)
 {
-	r->crc = get32(hdr);
+	r->crc = kv__get32(hdr);
 	r->type = hdr[4];
 	r->flags = hdr[5];
-	r->klen = get16(hdr + 6);
-	r->vlen = get32(hdr + 8);
-	r->batch_left = get32(hdr + 12);
-	r->lsn = get64(hdr + 16);
-	r->expire_ms = get64(hdr + 24);
+	r->klen = kv__get16(hdr + 6);
+	r->vlen = kv__get32(hdr + 8);
+	r->batch_left = kv__get32(hdr + 12);
+	r->lsn = kv__get64(hdr + 16);
+	r->expire_ms = kv__get64(hdr + 24);
 	if (r->type != KV__REC_PUT && r->type != KV__REC_DEL)
 		return "unknown record type";
 	if (r->flags & ~KV__RF_KNOWN)
@@ -95,7 +89,7 @@ int kv__rec_compress(const void *val, size_t vlen, void **out, size_t *olen)
 		free(buf);
 		return 1;
 	}
-	put32(buf, (uint32_t)vlen);
+	kv__put32(buf, (uint32_t)vlen);
 	*out = buf;
 	*olen = 4 + (size_t)cap;
 	return 0;
@@ -107,7 +101,7 @@ int kv__rec_raw_len(const void *stored, size_t slen, size_t *raw)
 
 	if (slen < 5)
 		return KV_ECORRUPT;
-	n = get32(stored);
+	n = kv__get32(stored);
 	if (n == 0 || n > (uint64_t)(slen - 4) * KV__ZLIB_MAX_RATIO)
 		return KV_ECORRUPT;
 	*raw = (size_t)n;

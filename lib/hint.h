@@ -1,0 +1,49 @@
+/*
+ * hint.h - hint files: a compact index of one segment, read at open instead
+ * of scanning the segment. Pure functions over memory (layout in format.h);
+ * a hint that fails any check is simply not used: it costs time, never data.
+ */
+#ifndef KV_HINT_H
+#define KV_HINT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "record.h"
+
+typedef struct kv__hint_buf {
+	uint8_t *data;
+	size_t len, cap;
+	uint64_t count;
+	int failed;          /* an allocation failed: do not write this hint */
+} kv__hint_buf;
+
+/* Starts a hint for segment seq (writes the file header). */
+void kv__hint_begin(kv__hint_buf *h, uint64_t seq);
+/* Adds the record r with key, found at off in the segment. */
+void kv__hint_add(kv__hint_buf *h, const kv__rec *r, uint64_t off,
+		  const void *key);
+/* Appends the trailer; seg_size is the segment's size the hint covers.
+ * Returns 0, or KV_ENOMEM when any step failed to allocate. */
+int kv__hint_finish(kv__hint_buf *h, uint64_t seg_size);
+void kv__hint_free(kv__hint_buf *h);
+
+/* One decoded entry: the record's header fields and where its key is. */
+typedef struct kv__hint_ent {
+	kv__rec rec;         /* crc is not known from a hint: 0 */
+	uint64_t off;
+	const uint8_t *key;
+} kv__hint_ent;
+
+/* Checks a whole hint file image against its segment (sequence number and
+ * size); NULL when sound, or a phrase saying what is wrong. */
+const char *kv__hint_check(const uint8_t *img, size_t len, uint64_t seq,
+			   uint64_t seg_size);
+/* Walks the entries of an image that kv__hint_check accepted: returns 1 and
+ * fills e, 0 at the end, or -1 for an entry that fails its bounds or CRC.
+ * *pos starts at 0. The caller still checks each entry against the
+ * segment (type, sizes, offsets contiguous). */
+int kv__hint_next(const uint8_t *img, size_t len, size_t *pos,
+		  kv__hint_ent *e);
+
+#endif
