@@ -83,7 +83,8 @@ enum {
 	KV_EVERSION = -11,  /* file written by an unknown format version */
 	KV_ERANGE = -12,    /* kv_get_into: buffer too small */
 	KV_EBUSY = -13,     /* call not allowed from inside this callback */
-	KV_ENOTSUP = -14    /* not available with this store's options */
+	KV_ENOTSUP = -14,   /* not available with this store's options */
+	KV_ECANCELED = -15  /* the progress callback stopped a compaction */
 };
 
 /* kv_options.flags */
@@ -93,6 +94,7 @@ enum {
 #define KV_SALVAGE   0x08u /* open past corrupt records, skipping them */
 #define KV_COMPRESS  0x10u /* zlib-compress values >= compress_min bytes */
 #define KV_UNORDERED 0x20u /* no ordered index: saves memory, no kv_scan */
+#define KV_NO_AUTO_COMPACT 0x40u /* no background compaction thread */
 
 /* kv_options.sync_mode */
 #define KV_SYNC_WRITE    0u /* the default */
@@ -111,6 +113,9 @@ enum {
 #define KV_LOG_INFO  2
 
 typedef void (*kv_log_fn)(void *ctx, int level, const char *msg);
+/* Compaction progress: bytes of input read so far and in all. Returning
+ * non-zero stops the compaction, which then changes nothing. */
+typedef int (*kv_progress_fn)(void *ctx, uint64_t done, uint64_t total);
 /* Milliseconds since the Unix epoch, used for TTLs. */
 typedef uint64_t (*kv_clock_fn)(void *ctx);
 
@@ -132,7 +137,18 @@ typedef struct kv_options {
 	void *log_ctx;
 	kv_clock_fn clock;        /* TTL clock; CLOCK_REALTIME */
 	void *clock_ctx;
-	uint64_t reserved[8];     /* must be zero */
+	/* Compaction (see kv_compact(3)); 0 means the default. */
+	uint32_t compact_dead_pct;   /* segment dead share that triggers; 40 */
+	uint32_t compact_store_pct;  /* store dead share that triggers; 50 */
+	uint64_t compact_dead_bytes; /* segment dead bytes that trigger;
+					64 MiB; UINT64_MAX: never */
+	uint64_t compact_min_size;   /* sealed segments smaller than this are
+					merged; max_file_size / 4 */
+	uint64_t compact_max_bytes;  /* most input one compaction reads;
+					1 GiB (always at least one segment) */
+	kv_progress_fn progress;     /* compaction progress, or NULL */
+	void *progress_ctx;
+	uint64_t reserved[2];     /* must be zero */
 } kv_options;
 
 /* Whole-store figures; a struct tag only, as with stat(2)'s struct stat,
@@ -152,7 +168,11 @@ struct kv_stats {
 	uint64_t recovered_skipped_records;
 	uint64_t compressed_values;         /* values written compressed */
 	uint64_t compression_saved_bytes;   /* raw minus stored, for those */
-	uint64_t reserved[8];
+	uint64_t recovered_hint_segments;   /* loaded from hint files at open */
+	uint64_t recovered_hint_rejected;   /* hints refused: segment scanned */
+	uint64_t compactions;               /* completed since open */
+	uint64_t compaction_freed_bytes;    /* disk bytes they reclaimed */
+	uint64_t reserved[4];
 };
 
 /* One segment's figures. */
@@ -162,8 +182,21 @@ typedef struct kv_segment_stats {
 	uint64_t live_bytes;
 	uint64_t dead_bytes;
 	uint32_t active;           /* 1 for the segment being appended to */
-	uint32_t reserved;
+	uint32_t flags;            /* KV_SEGMENT_COMPACTED | KV_SEGMENT_HINT */
 } kv_segment_stats;
+
+#define KV_SEGMENT_COMPACTED 0x1u /* written by compaction */
+#define KV_SEGMENT_HINT      0x2u /* has a hint file */
+
+/* What one kv_compact() did. */
+typedef struct kv_compact_stats {
+	uint64_t segments_in;      /* sealed segments rewritten and deleted */
+	uint64_t segments_out;     /* new segments written */
+	uint64_t bytes_read;
+	uint64_t bytes_written;    /* segments and hint files */
+	uint64_t bytes_freed;      /* disk bytes deleted minus written */
+	uint64_t reserved[3];
+} kv_compact_stats;
 
 /* Callbacks. Returning non-zero stops the call, which returns that value. */
 typedef int (*kv_view_fn)(void *ctx, const void *val, size_t vlen);
@@ -247,6 +280,18 @@ KV_API int kv_stats(kv_t *db, struct kv_stats *out);
 /* Fills up to cap entries, oldest first; *n is the number of segments. */
 KV_API int kv_stats_segments(kv_t *db, kv_segment_stats *arr, size_t cap,
 			     size_t *n);
+
+/* ---- space reclamation ---- */
+
+/*
+ * Rewrites the live records of every sealed segment that has dead bytes
+ * (or is small enough to merge), up to compact_max_bytes of input, into
+ * new segments with hint files, then deletes the old ones. Runs now, in
+ * the calling thread; readers and writers carry on meanwhile. out may be
+ * NULL. The background thread (unless KV_NO_AUTO_COMPACT) does the same
+ * when the compact_* thresholds are reached.
+ */
+KV_API int kv_compact(kv_t *db, kv_compact_stats *out);
 
 #ifdef __cplusplus
 }

@@ -34,7 +34,6 @@ int kv__prepare_value(kv_t *db, kv__op *op, void **owned)
 static int roll(kv_t *db)
 {
 	kv__seg *old = db->active, *s;
-	uint64_t seq = 0;
 	int rc;
 
 	if ((rc = kv__seg_flush(old)) != 0)
@@ -42,10 +41,9 @@ static int roll(kv_t *db)
 	if (kv__seg_sync(old))
 		return kv__poison(db);
 	old->sealed = 1;
-	for (uint32_t i = 0; i < db->nslots; i++)
-		if (db->segs[i] && db->segs[i]->seq > seq)
-			seq = db->segs[i]->seq;
-	rc = kv__seg_create(db->dir, seq + 1, db->opts.file_mode,
+	/* A number is used up even if the create fails: a half-made file
+	 * of that name may be left for the next open to remove. */
+	rc = kv__seg_create(db->dir, ++db->max_seq, db->opts.file_mode,
 			    db->opts.max_file_size, 0, &s);
 	if (rc == 0 && db->opts.sync_mode == KV_SYNC_NONE)
 		rc = kv__seg_set_buffer(s, KV__NONE_BUFFER);
@@ -60,6 +58,7 @@ static int roll(kv_t *db)
 	pthread_mutex_lock(&db->sync.mu);
 	db->sync.synced = db->appended;
 	pthread_mutex_unlock(&db->sync.mu);
+	kv__compact_kick(db);
 	return 0;
 }
 
@@ -123,7 +122,10 @@ static void publish_del(kv_t *db, const kv__op *op, uint64_t loc)
 	uint64_t h = kv__kd_hash(op->key, op->klen);
 	uint32_t id = kv__kd_find(&db->kd, op->key, op->klen, h);
 
-	db->segs[KV__LOC_SLOT(loc)]->dead_bytes += kv__rec_size(op->klen, 0);
+	kv__seg *s = db->segs[KV__LOC_SLOT(loc)];
+
+	s->dead_bytes += kv__rec_size(op->klen, 0);
+	s->tomb_bytes += kv__rec_size(op->klen, 0);
 	if (id == UINT32_MAX)
 		return;
 	retire(db, kv__kd_ent(&db->kd, id));
@@ -218,7 +220,10 @@ static int append_locked(kv_t *db, const kv__op *ops, size_t n,
 			atomic_store(&db->poisoned, 1);
 		return rc;
 	}
+	if (!db->active->min_lsn)
+		db->active->min_lsn = db->next_lsn;
 	db->next_lsn += n;
+	db->active->max_lsn = db->next_lsn - 1;
 	db->appended += bytes;
 	*wait = sync_target(db);
 	return publish(db, ops, n, db->active->slot, off);

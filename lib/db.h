@@ -10,6 +10,10 @@
  *   seg buf_lock KV_SYNC_NONE buffer of the active segment.
  *   sync.mu      group-commit state (taken with no other lock held, except
  *                by a writer under wlock that bumps `synced` after a seal).
+ *   compact.mu   the compaction thread's wake-up state (leaf lock).
+ * compact.run serialises compactions; it is taken before wlock and klock,
+ * and a compaction holds wlock only to choose segments and number files,
+ * klock only for short switch steps, never across file I/O.
  * Because only writers change the keydir, and they hold wlock, a writer may
  * read the keydir under wlock alone.
  */
@@ -37,6 +41,18 @@ typedef struct kv__sync {
 	int stop;
 } kv__sync;
 
+typedef struct kv__compact {
+	pthread_mutex_t run;   /* one compaction at a time */
+	pthread_mutex_t mu;    /* the fields below */
+	pthread_cond_t cv;
+	pthread_t thread;
+	int thread_on;
+	_Atomic int stop;      /* kv_close: stop the thread, abort a run */
+	int kick;              /* a segment was sealed: look now */
+	uint64_t runs;         /* completed compactions */
+	uint64_t freed;        /* disk bytes they reclaimed */
+} kv__compact;
+
 struct kv {
 	char *dir;
 	kv_options opts;
@@ -54,16 +70,20 @@ struct kv {
 	uint32_t nslots;
 	uint32_t nsegs;
 	kv__seg *active;
+	uint64_t max_seq;        /* highest file number used (under wlock) */
 
 	uint64_t next_lsn;
 	uint64_t appended;       /* store-wide bytes appended (positions) */
 	kv__sync sync;
+	kv__compact compact;
 	_Atomic int poisoned;    /* a failed fsync: writes fail until reopen */
 
 	/* recovery and compression figures for kv_stats */
 	uint64_t truncated_bytes;
 	uint64_t skipped_bytes;
 	uint64_t skipped_records;
+	uint64_t hint_segments;
+	uint64_t hint_rejected;
 	_Atomic uint64_t compressed_values;
 	_Atomic uint64_t compress_saved;
 };
@@ -76,11 +96,19 @@ void kv__log(const kv_t *db, int level, const char *fmt, ...)
 
 /* segment table (kv.c) */
 int kv__db_add_seg(kv_t *db, kv__seg *s);
+/* As kv__db_add_seg, with klock already held exclusively. */
+int kv__db_add_seg_locked(kv_t *db, kv__seg *s);
+
+/* compact.c */
+int kv__compact_start(kv_t *db);
+void kv__compact_stop(kv_t *db);
+/* Wakes the background thread (a segment was sealed). */
+void kv__compact_kick(kv_t *db);
 
 /* recover.c */
 int kv__recover(kv_t *db);
 
-/* sync.c */
+/* sync.c (its locks are made and destroyed with the handle, in kv.c) */
 int kv__sync_init(kv_t *db);
 void kv__sync_stop(kv_t *db);
 /* Makes the store durable up to position pos (group commit). */

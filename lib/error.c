@@ -26,6 +26,7 @@ static const char *const messages[] = {
 	[-KV_ERANGE] = "buffer too small",
 	[-KV_EBUSY] = "call not allowed here",
 	[-KV_ENOTSUP] = "not supported by this store's options",
+	[-KV_ECANCELED] = "compaction canceled by its progress callback",
 };
 
 KV_API const char *kv_strerror(int err)

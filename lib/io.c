@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -125,4 +126,61 @@ int kv__io_fsync_dir(const char *dir)
 	kv__io.close(fd);
 	errno = saved;
 	return rc;
+}
+
+int kv__io_write_file(const char *path, const void *data, size_t len,
+		      unsigned mode)
+{
+	char tmp[PATH_MAX + 8];
+	struct iovec iov = { (void *)data, len };
+	int fd, saved;
+
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	fd = kv__io.open(tmp, O_WRONLY | O_CREAT | O_TRUNC, (mode_t)mode);
+	if (fd < 0)
+		return -1;
+	if (kv__io_pwritev_all(fd, &iov, 1, 0) || kv__io.fsync(fd)) {
+		saved = errno;
+		kv__io.close(fd);
+		kv__io.unlink(tmp);
+		errno = saved;
+		return -1;
+	}
+	kv__io.close(fd);
+	if (kv__io.rename(tmp, path)) {
+		saved = errno;
+		kv__io.unlink(tmp);
+		errno = saved;
+		return -1;
+	}
+	return 0;
+}
+
+int kv__io_read_file(const char *path, uint64_t max, uint8_t **data,
+		     size_t *len)
+{
+	int fd = kv__io.open(path, O_RDONLY, 0);
+	uint64_t size = 0;
+	uint8_t *buf = NULL;
+
+	*data = NULL;
+	*len = 0;
+	if (fd < 0)
+		return -1;
+	if (kv__io.fstat_size(fd, &size) != 0)
+		;
+	else if (size > max)
+		errno = EFBIG;
+	else if ((buf = malloc(size ? size : 1)) != NULL &&
+		 kv__io_pread_all(fd, buf, (size_t)size, 0) == 0) {
+		kv__io.close(fd);
+		*data = buf;
+		*len = (size_t)size;
+		return 0;
+	}
+	int saved = errno;
+	free(buf);
+	kv__io.close(fd);
+	errno = saved;
+	return -1;
 }

@@ -40,5 +40,12 @@ int kv__io_pread_all(int fd, void *buf, size_t n, uint64_t off);
 int kv__io_pwritev_all(int fd, struct iovec *iov, int cnt, uint64_t off);
 /* fsync of a directory, so renames and new names in it are durable. */
 int kv__io_fsync_dir(const char *dir);
+/* Writes a whole small file as "<path>.tmp", fsyncs it and renames it to
+ * path (the caller fsyncs the directory). On failure nothing is left. */
+int kv__io_write_file(const char *path, const void *data, size_t len,
+		      unsigned mode);
+/* Reads a whole file of at most max bytes into a malloc'd buffer. */
+int kv__io_read_file(const char *path, uint64_t max, uint8_t **data,
+		     size_t *len);
 
 #endif

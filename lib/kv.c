@@ -20,12 +20,16 @@
 #include "read.h"
 
 #define KNOWN_FLAGS (KV_CREATE | KV_RDONLY | KV_EXCL | KV_SALVAGE | \
-		     KV_COMPRESS | KV_UNORDERED)
+		     KV_COMPRESS | KV_UNORDERED | KV_NO_AUTO_COMPACT)
 #define DEFAULT_FILE_SIZE (UINT64_C(256) << 20)
 #define DEFAULT_VALUE_SIZE (UINT64_C(64) << 20)
 #define DEFAULT_SYNC_EVERY 1000u
 #define DEFAULT_COMPRESS_MIN 512u
 #define DEFAULT_MODE 0644u
+#define DEFAULT_DEAD_PCT 40u
+#define DEFAULT_STORE_PCT 50u
+#define DEFAULT_DEAD_BYTES (UINT64_C(64) << 20)
+#define DEFAULT_COMPACT_MAX (UINT64_C(1) << 30)
 
 /* ---- library ---- */
 
@@ -75,21 +79,18 @@ void kv__log(const kv_t *db, int level, const char *fmt, ...)
 	db->opts.log(db->opts.log_ctx, level, msg);
 }
 
-int kv__db_add_seg(kv_t *db, kv__seg *s)
+int kv__db_add_seg_locked(kv_t *db, kv__seg *s)
 {
 	uint32_t slot = 0;
 
-	pthread_rwlock_wrlock(&db->klock);
 	while (slot < db->nslots && db->segs[slot])
 		slot++;
 	if (slot == db->nslots) {
 		uint32_t n = db->nslots ? db->nslots * 2 : 16;
 		kv__seg **v = n <= KV__MAX_SEG_SLOTS ?
 			      reallocarray(db->segs, n, sizeof *v) : NULL;
-		if (!v) {
-			pthread_rwlock_unlock(&db->klock);
+		if (!v)
 			return kv__fail(KV_ENOMEM, "too many segments");
-		}
 		memset(v + db->nslots, 0, (n - db->nslots) * sizeof *v);
 		db->segs = v;
 		db->nslots = n;
@@ -97,8 +98,15 @@ int kv__db_add_seg(kv_t *db, kv__seg *s)
 	s->slot = slot;
 	db->segs[slot] = s;
 	db->nsegs++;
-	pthread_rwlock_unlock(&db->klock);
 	return 0;
+}
+
+int kv__db_add_seg(kv_t *db, kv__seg *s)
+{
+	pthread_rwlock_wrlock(&db->klock);
+	int rc = kv__db_add_seg_locked(db, s);
+	pthread_rwlock_unlock(&db->klock);
+	return rc;
 }
 
 /* ---- options ---- */
@@ -133,6 +141,8 @@ static int check_options(const kv_options *o)
 		return kv__fail(KV_EINVAL, "max_file_size over 1 TiB");
 	if (o->file_mode & ~0777u)
 		return kv__fail(KV_EINVAL, "file_mode 0%" PRIo32, o->file_mode);
+	if (o->compact_dead_pct > 100 || o->compact_store_pct > 100)
+		return kv__fail(KV_EINVAL, "compact_*_pct over 100");
 	for (size_t i = 0; i < sizeof o->reserved / sizeof o->reserved[0]; i++)
 		if (o->reserved[i])
 			return kv__fail(KV_EINVAL, "kv_options.reserved not 0");
@@ -153,6 +163,16 @@ static void fill_defaults(kv_options *o)
 		o->file_mode = DEFAULT_MODE;
 	if (!o->clock)
 		o->clock = realtime_ms;
+	if (!o->compact_dead_pct)
+		o->compact_dead_pct = DEFAULT_DEAD_PCT;
+	if (!o->compact_store_pct)
+		o->compact_store_pct = DEFAULT_STORE_PCT;
+	if (!o->compact_dead_bytes)
+		o->compact_dead_bytes = DEFAULT_DEAD_BYTES;
+	if (!o->compact_min_size)
+		o->compact_min_size = o->max_file_size / 4;
+	if (!o->compact_max_bytes)
+		o->compact_max_bytes = DEFAULT_COMPACT_MAX;
 }
 
 /* ---- open and close ---- */
@@ -168,7 +188,7 @@ static int has_segments(const char *dir)
 	if (!d)
 		return 0;
 	while (!found && (de = readdir(d)) != NULL)
-		found = kv__seg_parse_name(de->d_name, &seq);
+		found = kv__seg_parse_name(de->d_name, KV__SEG_SUFFIX, &seq);
 	closedir(d);
 	return found;
 }
@@ -218,7 +238,7 @@ static int take_lock(kv_t *db)
 static void destroy(kv_t *db)
 {
 	for (uint32_t i = 0; i < db->nslots; i++)
-		kv__seg_close(db->segs[i]);
+		kv__seg_unref(db->segs[i]);
 	free(db->segs);
 	kv__kd_free(&db->kd);
 	kv__order_free(&db->order);
@@ -226,6 +246,12 @@ static void destroy(kv_t *db)
 		close(db->lock_fd);
 	pthread_rwlock_destroy(&db->klock);
 	pthread_mutex_destroy(&db->wlock);
+	pthread_mutex_destroy(&db->sync.mu);
+	pthread_cond_destroy(&db->sync.cv);
+	pthread_cond_destroy(&db->sync.tick);
+	pthread_mutex_destroy(&db->compact.run);
+	pthread_mutex_destroy(&db->compact.mu);
+	pthread_cond_destroy(&db->compact.cv);
 	free(db->dir);
 	free(db);
 }
@@ -243,6 +269,12 @@ static kv_t *db_new(const char *dir, const kv_options *opts)
 		return NULL;
 	db->lock_fd = -1;
 	pthread_mutex_init(&db->wlock, NULL);
+	pthread_mutex_init(&db->sync.mu, NULL);
+	pthread_cond_init(&db->sync.cv, NULL);
+	pthread_cond_init(&db->sync.tick, NULL);
+	pthread_mutex_init(&db->compact.run, NULL);
+	pthread_mutex_init(&db->compact.mu, NULL);
+	pthread_cond_init(&db->compact.cv, NULL);
 	/* glibc's default rwlock lets a stream of readers starve the writer
 	 * that publishes a put; prefer the writer. Safe because no path takes
 	 * the lock shared twice in one thread. */
@@ -278,7 +310,11 @@ static int open_store(kv_t *db)
 	for (uint32_t i = 0; i < db->nslots; i++)
 		if (db->segs[i])
 			db->appended += db->segs[i]->size;
-	return kv__sync_init(db);
+	if ((rc = kv__sync_init(db)) != 0)
+		return rc;
+	if (db->rdonly || (db->opts.flags & KV_NO_AUTO_COMPACT))
+		return 0;
+	return kv__compact_start(db);
 }
 
 KV_API int kv_open(const char *dir, const kv_options *opts, kv_t **out)
@@ -304,6 +340,7 @@ KV_API int kv_open(const char *dir, const kv_options *opts, kv_t **out)
 	if (!(db = db_new(dir, opts)))
 		return kv__fail(KV_ENOMEM, "out of memory opening %s", dir);
 	if ((rc = open_store(db)) != 0) {
+		kv__sync_stop(db);
 		destroy(db);
 		return rc;
 	}
@@ -317,6 +354,7 @@ KV_API int kv_close(kv_t *db)
 
 	if (!db)
 		return 0;
+	kv__compact_stop(db);
 	if (db->active && atomic_load(&db->poisoned)) {
 		rc = kv__fail(KV_EIO, "%s: closed after an earlier write or "
 			      "fsync failure; unsynced writes may be lost",

@@ -18,7 +18,7 @@ int kv__fetch_locked(kv_t *db, uint32_t id, kv__fetch *f)
 	f->vlen = e->vlen;
 	f->flags = kv__kent_flags(e);
 	size = kv__rec_size(f->klen, f->vlen);
-	atomic_fetch_add(&f->seg->pins, 1);
+	atomic_fetch_add(&f->seg->refs, 1);
 	f->rec = kv__seg_ptr(f->seg, f->off, (size_t)size);
 	if (f->rec)
 		return 0;
@@ -103,8 +103,7 @@ int kv__fetch_value(kv__fetch *f, const uint8_t **val, size_t *vlen,
 
 void kv__fetch_release(kv__fetch *f)
 {
-	if (f->seg)
-		atomic_fetch_sub(&f->seg->pins, 1);
+	kv__seg_unref(f->seg);
 	free(f->own);
 	f->own = NULL;
 	f->seg = NULL;

@@ -7,9 +7,14 @@
  * the keydir as DEAD entries until all files are read, because an older
  * record of the same key may still turn up in a later file.
  *
- * A bad record at the tail of the newest segment is a torn write from a
- * crash: cut away and reported. A bad record anywhere else fails the open
- * with KV_ECORRUPT naming file and offset, unless KV_SALVAGE is given.
+ * A bad record at the tail of the log (the newest segment not written by
+ * compaction) is a torn write from a crash: cut away and reported. A bad
+ * record anywhere else fails the open with KV_ECORRUPT naming file and
+ * offset, unless KV_SALVAGE is given.
+ *
+ * Before any of that, obsolete lists left by a compaction that crashed
+ * are carried out (or, read-only, their segments ignored), and segments
+ * with a sound hint file are loaded from it instead of being scanned.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -21,7 +26,9 @@
 
 #include "db.h"
 #include "error.h"
+#include "hint.h"
 #include "io.h"
+#include "le.h"
 #include "record.h"
 
 typedef struct rstate {
@@ -46,50 +53,176 @@ static int cmp_u64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* Removes files left by a create that crashed before its rename. */
-static void remove_tmp(const char *dir, const char *name)
-{
-	char path[PATH_MAX];
-	size_t n = strlen(name);
+/* What the directory holds, by kind of file. */
+typedef struct listing {
+	uint64_t *segs, *hints, *obs;
+	size_t nsegs, nhints, nobs;
+	size_t csegs, chints, cobs;
+	uint64_t max_seq;    /* over every numbered name, tmp files too */
+} listing;
 
-	if (n < 5 || strcmp(name + n - 4, ".tmp") != 0)
-		return;
-	snprintf(path, sizeof path, "%s/%s", dir, name);
-	kv__io.unlink(path);
+static void listing_free(listing *l)
+{
+	free(l->segs);
+	free(l->hints);
+	free(l->obs);
 }
 
-/* The sorted sequence numbers of the segment files in the directory. */
-static int list_segments(kv_t *db, uint64_t **out, size_t *n)
+static int push(uint64_t **v, size_t *n, size_t *cap, uint64_t seq)
+{
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 16;
+		uint64_t *nv = reallocarray(*v, c, sizeof *nv);
+		if (!nv)
+			return kv__fail(KV_ENOMEM, "out of memory listing files");
+		*v = nv;
+		*cap = c;
+	}
+	(*v)[(*n)++] = seq;
+	return 0;
+}
+
+/* Files left by a create that crashed before its rename. */
+static void remove_tmp(kv_t *db, const char *name, listing *l)
+{
+	char path[PATH_MAX], base[KV__NAME_MAX];
+	size_t n = strlen(name);
+	uint64_t seq;
+
+	if (n < 5 || n >= sizeof base + 4 || strcmp(name + n - 4, ".tmp"))
+		return;
+	memcpy(base, name, n - 4);
+	base[n - 4] = 0;
+	if (kv__seg_parse_name(base, KV__SEG_SUFFIX, &seq) ||
+	    kv__seg_parse_name(base, KV__HINT_SUFFIX, &seq) ||
+	    kv__seg_parse_name(base, KV__OBS_SUFFIX, &seq)) {
+		if (seq > l->max_seq)
+			l->max_seq = seq;
+		if (db->rdonly)
+			return;
+		snprintf(path, sizeof path, "%s/%s", db->dir, name);
+		kv__io.unlink(path);
+	}
+}
+
+static int sort_one(const char *name, listing *l)
+{
+	uint64_t seq;
+	int rc = 0;
+
+	if (kv__seg_parse_name(name, KV__SEG_SUFFIX, &seq))
+		rc = push(&l->segs, &l->nsegs, &l->csegs, seq);
+	else if (kv__seg_parse_name(name, KV__HINT_SUFFIX, &seq))
+		rc = push(&l->hints, &l->nhints, &l->chints, seq);
+	else if (kv__seg_parse_name(name, KV__OBS_SUFFIX, &seq))
+		rc = push(&l->obs, &l->nobs, &l->cobs, seq);
+	else
+		return 0;
+	if (seq > l->max_seq)
+		l->max_seq = seq;
+	return rc;
+}
+
+static int list_dir(kv_t *db, listing *l)
 {
 	DIR *d = opendir(db->dir);
 	struct dirent *de;
-	uint64_t *v = NULL, seq;
-	size_t cap = 0;
+	int rc = 0;
 
-	*n = 0;
+	memset(l, 0, sizeof *l);
 	if (!d)
 		return kv__fail_sys("%s: cannot list directory", db->dir);
-	while ((de = readdir(d)) != NULL) {
-		if (!db->rdonly)
-			remove_tmp(db->dir, de->d_name);
-		if (!kv__seg_parse_name(de->d_name, &seq))
-			continue;
-		if (*n == cap) {
-			cap = cap ? cap * 2 : 16;
-			uint64_t *nv = reallocarray(v, cap, sizeof *v);
-			if (!nv) {
-				free(v);
-				closedir(d);
-				return kv__fail(KV_ENOMEM, "out of memory");
-			}
-			v = nv;
-		}
-		v[(*n)++] = seq;
+	while (rc == 0 && (de = readdir(d)) != NULL) {
+		remove_tmp(db, de->d_name, l);
+		rc = sort_one(de->d_name, l);
 	}
 	closedir(d);
-	if (*n)
-		qsort(v, *n, sizeof *v, cmp_u64);
-	*out = v;
+	if (l->nsegs)
+		qsort(l->segs, l->nsegs, sizeof *l->segs, cmp_u64);
+	if (l->nhints)
+		qsort(l->hints, l->nhints, sizeof *l->hints, cmp_u64);
+	return rc;
+}
+
+static int listed(const uint64_t *v, size_t n, uint64_t seq)
+{
+	return n && bsearch(&seq, v, n, sizeof *v, cmp_u64) != NULL;
+}
+
+/* ---- obsolete lists ---- */
+
+/* Reads "<seq>.obs" into *out (malloc'd seqs); KV_ECORRUPT if unsound:
+ * it was written durably before any deletion, so damage is real. */
+static int read_obs(kv_t *db, uint64_t seq, uint64_t **out, size_t *n)
+{
+	char name[KV__NAME_MAX], path[PATH_MAX];
+	uint8_t *b;
+	size_t len;
+
+	kv__seg_name(name, seq, KV__OBS_SUFFIX);
+	snprintf(path, sizeof path, "%s/%s", db->dir, name);
+	if (kv__io_read_file(path, UINT64_C(1) << 30, &b, &len))
+		return kv__fail_sys("%s: read", path);
+	uint64_t count = len >= KV__FILE_HDR + 12 ?
+			 kv__get64(b + KV__FILE_HDR) : 0;
+	if (len < KV__FILE_HDR + 12 || memcmp(b, KV__SEG_MAGIC, 8) ||
+	    kv__get32(b + 12) != KV__KIND_OBSOLETE ||
+	    count != (len - KV__FILE_HDR - 12) / 8 ||
+	    len != KV__FILE_HDR + 12 + count * 8 ||
+	    kv__get32(b + len - 4) != kv__rec_crc_update(0, b, len - 4)) {
+		free(b);
+		return kv__fail(KV_ECORRUPT, "%s: offset 0: bad obsolete list",
+				name);
+	}
+	*out = reallocarray(NULL, count ? count : 1, sizeof **out);
+	for (size_t i = 0; *out && i < count; i++)
+		(*out)[i] = kv__get64(b + KV__FILE_HDR + 8 + 8 * i);
+	*n = (size_t)count;
+	free(b);
+	return *out ? 0 : kv__fail(KV_ENOMEM, "out of memory");
+}
+
+/* Drops seq from the listing (the segment is obsolete). */
+static void forget(listing *l, uint64_t seq)
+{
+	for (size_t i = 0; i < l->nsegs; i++)
+		if (l->segs[i] == seq) {
+			memmove(l->segs + i, l->segs + i + 1,
+				(l->nsegs - i - 1) * sizeof *l->segs);
+			l->nsegs--;
+			return;
+		}
+}
+
+/* Finishes the deletions a compaction had made durable; a read-only
+ * handle deletes nothing and just leaves those segments out. */
+static int carry_out_obsolete(kv_t *db, listing *l)
+{
+	for (size_t i = 0; i < l->nobs; i++) {
+		uint64_t *v = NULL;
+		size_t n = 0;
+		int rc = read_obs(db, l->obs[i], &v, &n);
+
+		if (rc)
+			return rc;
+		for (size_t k = 0; k < n; k++) {
+			forget(l, v[k]);
+			if (!db->rdonly && kv__seg_unlink(db->dir, v[k], 0)) {
+				free(v);
+				return KV_EIO;
+			}
+		}
+		free(v);
+		if (db->rdonly)
+			continue;
+		char name[KV__NAME_MAX], path[PATH_MAX];
+		kv__seg_name(name, l->obs[i], KV__OBS_SUFFIX);
+		snprintf(path, sizeof path, "%s/%s", db->dir, name);
+		if (kv__io_fsync_dir(db->dir) || kv__io.unlink(path))
+			return kv__fail_sys("%s: finishing a compaction", path);
+		kv__log(db, KV_LOG_INFO, "%s: finished an interrupted "
+			"compaction", name);
+	}
 	return 0;
 }
 
@@ -198,6 +331,12 @@ static int apply(kv_t *db, rstate *st, kv__seg *s, uint64_t off,
 
 	if (r->lsn > st->max_lsn)
 		st->max_lsn = r->lsn;
+	if (!s->min_lsn || r->lsn < s->min_lsn)
+		s->min_lsn = r->lsn;
+	if (r->lsn > s->max_lsn)
+		s->max_lsn = r->lsn;
+	if (r->type == KV__REC_DEL)
+		s->tomb_bytes += size;
 	if (id != UINT32_MAX && r->lsn <= st->lsns[id]) {
 		s->dead_bytes += size; /* an older copy: superseded */
 		return 0;
@@ -315,57 +454,176 @@ static void purge(kv_t *db)
 	}
 }
 
-static int open_one(kv_t *db, rstate *st, uint64_t seq, int newest)
-{
-	uint64_t map = newest && !db->rdonly ? db->opts.max_file_size : 0;
-	kv__seg *s;
-	int rc = kv__seg_open(db->dir, seq, db->rdonly, map, &s);
+/* ---- hint files ---- */
 
-	if (rc == KV_ECORRUPT && (db->opts.flags & KV_SALVAGE)) {
-		kv__log(db, KV_LOG_WARN, "salvage skipped a file: %s",
-			kv_errmsg());
-		db->skipped_records++;
+/* Checks every entry against the segment before any is applied, so a bad
+ * hint is refused whole and the segment scanned instead. */
+static const char *check_entries(const uint8_t *img, size_t len,
+				 const kv__seg *s)
+{
+	uint64_t expect = KV__FILE_HDR;
+	size_t pos = 0;
+	kv__hint_ent e;
+	int more;
+
+	while ((more = kv__hint_next(img, len, &pos, &e)) == 1) {
+		const kv__rec *r = &e.rec;
+		if (e.off != expect || r->klen == 0 || r->lsn == 0 ||
+		    (r->type != KV__REC_PUT && r->type != KV__REC_DEL) ||
+		    (r->flags & ~KV__RF_KNOWN) ||
+		    (r->type == KV__REC_DEL && r->vlen))
+			return "hint entry does not describe a record";
+		expect += kv__rec_size(r->klen, r->vlen);
+	}
+	if (more < 0)
+		return "hint entry failed its checksum";
+	return expect == s->size ? NULL : "hint does not cover the segment";
+}
+
+/* Loads s from its hint file: 1 when done, 0 to scan instead. */
+static int load_hint(kv_t *db, rstate *st, kv__seg *s, int *rc)
+{
+	char name[KV__NAME_MAX], path[PATH_MAX];
+	uint8_t *img;
+	size_t len, pos = 0;
+	kv__hint_ent e;
+	const char *why;
+
+	kv__seg_name(name, s->seq, KV__HINT_SUFFIX);
+	snprintf(path, sizeof path, "%s/%s", db->dir, name);
+	/* A hint is never larger than 2 x its segment plus its framing. */
+	if (kv__io_read_file(path, 2 * s->size + 64, &img, &len)) {
+		why = "unreadable";
+		goto reject;
+	}
+	why = kv__hint_check(img, len, s->seq, s->size);
+	if (!why)
+		why = check_entries(img, len, s);
+	if (why) {
+		free(img);
+		goto reject;
+	}
+	while (*rc == 0 && kv__hint_next(img, len, &pos, &e) == 1)
+		*rc = apply(db, st, s, e.off, &e.rec, e.key);
+	free(img);
+	s->has_hint = 1;
+	db->hint_segments++;
+	return 1;
+reject:
+	db->hint_rejected++;
+	kv__log(db, KV_LOG_WARN, "%s: %s; scanning %s instead", name, why,
+		s->name);
+	return 0;
+}
+
+/* ---- the open sequence ---- */
+
+/* Opens and lists every segment; a salvage open skips unreadable ones. */
+static int open_all(kv_t *db, const listing *l, kv__seg **tail)
+{
+	*tail = NULL;
+	for (size_t i = 0; i < l->nsegs; i++) {
+		kv__seg *s;
+		int rc = kv__seg_open(db->dir, l->segs[i], db->rdonly, 0, &s);
+
+		if (rc == KV_ECORRUPT && (db->opts.flags & KV_SALVAGE)) {
+			kv__log(db, KV_LOG_WARN, "salvage skipped a file: %s",
+				kv_errmsg());
+			db->skipped_records++;
+			continue;
+		}
+		if (rc)
+			return rc;
+		if ((rc = kv__db_add_seg(db, s)) != 0) {
+			kv__seg_close(s);
+			return rc;
+		}
+		/* The log's tail is the newest segment compaction did not
+		 * write: the only one a crash can leave torn. */
+		if (!(s->flags & KV__SEG_F_COMPACTED))
+			*tail = s;
+	}
+	return 0;
+}
+
+static int load_all(kv_t *db, rstate *st, const listing *l, kv__seg *tail)
+{
+	int rc = 0;
+
+	for (uint32_t i = 0; i < db->nslots && rc == 0; i++) {
+		kv__seg *s = db->segs[i];
+
+		if (!s)
+			continue;
+		if (listed(l->hints, l->nhints, s->seq) && s != tail &&
+		    load_hint(db, st, s, &rc))
+			continue;
+		if (rc == 0)
+			rc = scan(db, st, s, s == tail);
+	}
+	return rc;
+}
+
+/* Hints whose segment is gone (a crash between the two unlinks). */
+static void remove_orphan_hints(kv_t *db, const listing *l)
+{
+	for (size_t i = 0; !db->rdonly && i < l->nhints; i++) {
+		char name[KV__NAME_MAX], path[PATH_MAX];
+
+		if (listed(l->segs, l->nsegs, l->hints[i]))
+			continue;
+		kv__seg_name(name, l->hints[i], KV__HINT_SUFFIX);
+		snprintf(path, sizeof path, "%s/%s", db->dir, name);
+		kv__io.unlink(path);
+	}
+}
+
+/* The writer appends to the log's tail, or to a new segment. */
+static int make_active(kv_t *db, kv__seg *tail)
+{
+	kv__seg *s;
+	int rc;
+
+	for (uint32_t i = 0; i < db->nslots; i++)
+		if (db->segs[i] && db->segs[i] != tail)
+			db->segs[i]->sealed = 1;
+	if (db->rdonly)
+		return 0;
+	if (tail) {
+		kv__seg_map_active(tail, db->opts.max_file_size);
+		db->active = tail;
 		return 0;
 	}
-	if (rc)
-		return rc;
-	if ((rc = kv__db_add_seg(db, s)) != 0) {
+	rc = kv__seg_create(db->dir, ++db->max_seq, db->opts.file_mode,
+			    db->opts.max_file_size, 0, &s);
+	if (rc == 0 && (rc = kv__db_add_seg(db, s)) != 0)
 		kv__seg_close(s);
-		return rc;
-	}
-	if ((rc = scan(db, st, s, newest)) != 0)
-		return rc;
-	if (newest && !db->rdonly)
+	if (rc == 0)
 		db->active = s;
-	return 0;
+	return rc;
 }
 
 int kv__recover(kv_t *db)
 {
 	rstate st = { .now = kv__now(db) };
-	uint64_t *seqs = NULL;
-	size_t n = 0;
-	int rc = list_segments(db, &seqs, &n);
+	listing l;
+	kv__seg *tail = NULL;
+	int rc = list_dir(db, &l);
 
-	if (rc)
-		return rc;
-	for (size_t i = 0; i < n && rc == 0; i++)
-		rc = open_one(db, &st, seqs[i], i + 1 == n);
+	db->max_seq = l.max_seq;
+	if (rc == 0)
+		rc = carry_out_obsolete(db, &l);
+	if (rc == 0)
+		rc = open_all(db, &l, &tail);
+	if (rc == 0)
+		rc = load_all(db, &st, &l, tail);
 	if (rc == 0) {
 		purge(db);
+		remove_orphan_hints(db, &l);
 		db->next_lsn = st.max_lsn + 1;
-		if (!db->active && !db->rdonly) {
-			kv__seg *s;
-			uint64_t seq = n ? seqs[n - 1] + 1 : 1;
-			rc = kv__seg_create(db->dir, seq, db->opts.file_mode,
-					    db->opts.max_file_size, 0, &s);
-			if (rc == 0 && (rc = kv__db_add_seg(db, s)) != 0)
-				kv__seg_close(s);
-			if (rc == 0)
-				db->active = s;
-		}
+		rc = make_active(db, tail);
 	}
-	free(seqs);
+	listing_free(&l);
 	free(st.lsns);
 	free(st.scratch);
 	return rc;

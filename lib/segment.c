@@ -1,5 +1,4 @@
 /* segment.c - segment files on disk. */
-#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -12,6 +11,7 @@
 
 #include "error.h"
 #include "io.h"
+#include "le.h"
 #include "segment.h"
 
 void kv__seg_name(char out[KV__NAME_MAX], uint64_t seq, const char *suffix)
@@ -19,7 +19,7 @@ void kv__seg_name(char out[KV__NAME_MAX], uint64_t seq, const char *suffix)
 	snprintf(out, KV__NAME_MAX, "%016" PRIx64 "%s", seq, suffix);
 }
 
-int kv__seg_parse_name(const char *name, uint64_t *seq)
+int kv__seg_parse_name(const char *name, const char *suffix, uint64_t *seq)
 {
 	uint64_t v = 0;
 
@@ -35,7 +35,7 @@ int kv__seg_parse_name(const char *name, uint64_t *seq)
 			return 0;
 		v = v << 4 | d;
 	}
-	if (strcmp(name + KV__SEQ_DIGITS, KV__SEG_SUFFIX) != 0 || v == 0)
+	if (strcmp(name + KV__SEQ_DIGITS, suffix) != 0 || v == 0)
 		return 0;
 	*seq = v;
 	return 1;
@@ -46,44 +46,36 @@ static void path_of(char *out, size_t cap, const char *dir, const char *name)
 	snprintf(out, cap, "%s/%s", dir, name);
 }
 
-static void encode_header(uint8_t h[KV__FILE_HDR], uint64_t seq)
+static void encode_header(uint8_t h[KV__FILE_HDR], uint64_t seq,
+			  uint32_t flags)
 {
-	uint32_t v32;
-	uint64_t v64 = htole64(seq);
-
 	memset(h, 0, KV__FILE_HDR);
 	memcpy(h, KV__SEG_MAGIC, 8);
-	v32 = htole32(KV__FORMAT_VERSION);
-	memcpy(h + 8, &v32, 4);
-	v32 = htole32(KV__KIND_SEGMENT);
-	memcpy(h + 12, &v32, 4);
-	memcpy(h + 16, &v64, 8);
-	v32 = htole32((uint32_t)crc32_z(0, h, 28));
-	memcpy(h + 28, &v32, 4);
+	kv__put32(h + 8, KV__FORMAT_VERSION);
+	kv__put32(h + 12, KV__KIND_SEGMENT);
+	kv__put64(h + 16, seq);
+	kv__put32(h + 24, flags);
+	kv__put32(h + 28, (uint32_t)crc32_z(0, h, 28));
 }
 
 /* Checks a file header; returns 0 or the error, with the message set. */
 static int check_header(const uint8_t h[KV__FILE_HDR], const char *name,
 			uint64_t seq)
 {
-	uint32_t crc, version, kind;
-	uint64_t hseq;
+	uint32_t version = kv__get32(h + 8);
 
-	memcpy(&crc, h + 28, 4);
-	memcpy(&version, h + 8, 4);
-	memcpy(&kind, h + 12, 4);
-	memcpy(&hseq, h + 16, 8);
 	if (memcmp(h, KV__SEG_MAGIC, 8) != 0)
 		return kv__fail(KV_ECORRUPT, "%s: offset 0: bad magic", name);
-	if (le32toh(crc) != (uint32_t)crc32_z(0, h, 28))
+	if (kv__get32(h + 28) != (uint32_t)crc32_z(0, h, 28))
 		return kv__fail(KV_ECORRUPT,
 				"%s: offset 0: header checksum mismatch", name);
-	if (le32toh(version) != KV__FORMAT_VERSION)
+	if (version != KV__FORMAT_VERSION ||
+	    (kv__get32(h + 24) & ~KV__SEG_F_KNOWN))
 		return kv__fail(KV_EVERSION,
-				"%s: format version %" PRIu32 ", this library "
-				"reads %u", name, le32toh(version),
-				KV__FORMAT_VERSION);
-	if (le32toh(kind) != KV__KIND_SEGMENT || le64toh(hseq) != seq)
+				"%s: format version %" PRIu32 " flags 0x%" PRIx32
+				", this library reads version %u", name, version,
+				kv__get32(h + 24), KV__FORMAT_VERSION);
+	if (kv__get32(h + 12) != KV__KIND_SEGMENT || kv__get64(h + 16) != seq)
 		return kv__fail(KV_ECORRUPT,
 				"%s: offset 0: header names another file", name);
 	return 0;
@@ -102,6 +94,7 @@ static kv__seg *seg_new(uint64_t seq, size_t buf_cap)
 	s->buf_cap = buf_cap;
 	s->seq = seq;
 	s->fd = -1;
+	s->refs = 1;
 	pthread_mutex_init(&s->buf_lock, NULL);
 	kv__seg_name(s->name, seq, KV__SEG_SUFFIX);
 	return s;
@@ -119,6 +112,15 @@ static void map_file(kv__seg *s, uint64_t len)
 	s->map_len = (size_t)len;
 }
 
+void kv__seg_map_active(kv__seg *s, uint64_t len)
+{
+	if (s->map)
+		kv__io.munmap(s->map, s->map_len);
+	s->map = NULL;
+	s->map_len = 0;
+	map_file(s, len > s->size ? len : s->size);
+}
+
 void kv__seg_close(kv__seg *s)
 {
 	if (!s)
@@ -132,30 +134,61 @@ void kv__seg_close(kv__seg *s)
 	free(s);
 }
 
-/* Writes the header into a temporary name, syncs, renames, syncs the
- * directory: a crash leaves either no segment or a whole, valid header. */
-static int create_file(kv__seg *s, const char *dir, unsigned mode)
+static void tmp_path(char *out, size_t cap, const char *dir,
+		     const char *name)
 {
-	char path[PATH_MAX], tmp[PATH_MAX + 8];
+	snprintf(out, cap, "%s/%s.tmp", dir, name);
+}
+
+/* Creates the file under its temporary name and writes the header. */
+static int create_tmp(kv__seg *s, const char *dir, unsigned mode,
+		      uint32_t flags)
+{
+	char tmp[PATH_MAX + 8];
 	uint8_t h[KV__FILE_HDR];
 	struct iovec iov = { h, sizeof h };
 
-	path_of(path, sizeof path, dir, s->name);
-	snprintf(tmp, sizeof tmp, "%s.tmp", path);
-	encode_header(h, s->seq);
+	tmp_path(tmp, sizeof tmp, dir, s->name);
+	encode_header(h, s->seq, flags);
+	s->flags = flags;
 	s->fd = kv__io.open(tmp, O_RDWR | O_CREAT | O_TRUNC, (mode_t)mode);
 	if (s->fd < 0)
 		return kv__fail_sys("%s: create", tmp);
-	if (kv__io_pwritev_all(s->fd, &iov, 1, 0) || kv__io.fsync(s->fd))
-		goto fail;
-	if (kv__io.rename(tmp, path))
-		goto fail;
-	if (kv__io_fsync_dir(dir))
-		return kv__fail_sys("%s: fsync of directory", dir);
-	return 0;
-fail:;
+	if (kv__io_pwritev_all(s->fd, &iov, 1, 0) == 0) {
+		s->size = KV__FILE_HDR;
+		s->flushed = KV__FILE_HDR;
+		return 0;
+	}
 	int rc = kv__fail_sys("%s: write of new segment", tmp);
 	kv__io.unlink(tmp);
+	return rc;
+}
+
+/* Syncs the temporary file and renames it into place: a crash leaves
+ * either no segment or a whole one. */
+static int rename_in(kv__seg *s, const char *dir)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 8];
+
+	path_of(path, sizeof path, dir, s->name);
+	tmp_path(tmp, sizeof tmp, dir, s->name);
+	if (kv__io.fsync(s->fd) || kv__io.rename(tmp, path)) {
+		int rc = kv__fail_sys("%s: write of new segment", tmp);
+		kv__io.unlink(tmp);
+		return rc;
+	}
+	return 0;
+}
+
+/* Header, fsync, rename, fsync of the directory. */
+static int create_file(kv__seg *s, const char *dir, unsigned mode)
+{
+	int rc = create_tmp(s, dir, mode, 0);
+
+	if (rc == 0)
+		rc = rename_in(s, dir);
+	if (rc == 0 && kv__io_fsync_dir(dir))
+		rc = kv__fail_sys("%s: fsync of directory", dir);
 	return rc;
 }
 
@@ -172,11 +205,62 @@ int kv__seg_create(const char *dir, uint64_t seq, unsigned mode,
 		kv__seg_close(s);
 		return rc;
 	}
-	s->size = KV__FILE_HDR;
-	s->flushed = KV__FILE_HDR;
 	map_file(s, map_len);
 	*out = s;
 	return 0;
+}
+
+int kv__seg_create_tmp(const char *dir, uint64_t seq, uint32_t flags,
+		       unsigned mode, kv__seg **out)
+{
+	kv__seg *s = seg_new(seq, 0);
+	int rc;
+
+	*out = NULL;
+	if (!s)
+		return kv__fail(KV_ENOMEM, "out of memory creating a segment");
+	if ((rc = create_tmp(s, dir, mode, flags)) != 0) {
+		kv__seg_close(s);
+		return rc;
+	}
+	*out = s;
+	return 0;
+}
+
+int kv__seg_publish(kv__seg *s, const char *dir)
+{
+	int rc = kv__seg_flush(s);
+
+	if (rc == 0)
+		rc = rename_in(s, dir);
+	if (rc == 0)
+		map_file(s, s->size);
+	s->sealed = 1;
+	return rc;
+}
+
+int kv__seg_unlink(const char *dir, uint64_t seq, int tmp)
+{
+	char name[KV__NAME_MAX], path[PATH_MAX + 8];
+	const char *suffix[] = { KV__HINT_SUFFIX, KV__SEG_SUFFIX };
+	int rc = 0;
+
+	/* The hint first: a hint without its segment is ignored, while a
+	 * segment without its hint is merely scanned. */
+	for (int i = 0; i < 2; i++) {
+		kv__seg_name(name, seq, suffix[i]);
+		snprintf(path, sizeof path, "%s/%s%s", dir, name,
+			 tmp ? ".tmp" : "");
+		if (kv__io.unlink(path) != 0 && errno != ENOENT)
+			rc = kv__fail_sys("%s: unlink", path);
+	}
+	return rc;
+}
+
+void kv__seg_unref(kv__seg *s)
+{
+	if (s && atomic_fetch_sub(&s->refs, 1) == 1)
+		kv__seg_close(s);
 }
 
 int kv__seg_open(const char *dir, uint64_t seq, int rdonly, uint64_t map_len,
@@ -209,6 +293,8 @@ int kv__seg_open(const char *dir, uint64_t seq, int rdonly, uint64_t map_len,
 	}
 	if ((rc = check_header(h, s->name, seq)) != 0)
 		goto fail;
+	s->flags = kv__get32(h + 24);
+	s->sealed = !!(s->flags & KV__SEG_F_COMPACTED);
 	s->size = size;
 	s->flushed = size;
 	map_file(s, map_len > size ? map_len : size);

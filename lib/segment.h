@@ -32,9 +32,16 @@ typedef struct kv__seg {
 	uint64_t size;             /* bytes appended, buffered ones included */
 	_Atomic uint64_t flushed;  /* bytes handed to the kernel */
 	uint64_t live_bytes;       /* record bytes the keydir points at */
-	uint64_t dead_bytes;
+	uint64_t dead_bytes;       /* tombstones included */
+	uint64_t tomb_bytes;       /* of which tombstones */
+	uint64_t min_lsn, max_lsn; /* of its records; 0 when it has none */
+	uint32_t flags;            /* KV__SEG_F_* from the header */
 	int sealed;
-	_Atomic uint32_t pins;     /* readers using the map outside klock */
+	int has_hint;
+	/* One reference for the segment table, one per reader using the
+	 * record outside klock; the last to drop it closes the file, so a
+	 * segment compaction removed stays mapped until its readers finish. */
+	_Atomic uint32_t refs;
 	/* KV_SYNC_NONE only. */
 	pthread_mutex_t buf_lock;
 	uint8_t *buf;
@@ -44,17 +51,31 @@ typedef struct kv__seg {
 
 /* "<16 hex digits><suffix>". */
 void kv__seg_name(char out[KV__NAME_MAX], uint64_t seq, const char *suffix);
-/* Parses a segment file name; 1 and *seq when it is one. */
-int kv__seg_parse_name(const char *name, uint64_t *seq);
+/* Parses "<16 hex digits><suffix>"; 1 and *seq when name is one. */
+int kv__seg_parse_name(const char *name, const char *suffix, uint64_t *seq);
 
 /* Creates, durably, an empty segment (header only) named after seq. */
 int kv__seg_create(const char *dir, uint64_t seq, unsigned mode,
 		   uint64_t map_len, size_t buf_cap, kv__seg **out);
+/* Creates "<seq>.seg.tmp" with a header carrying flags, not yet synced or
+ * visible: compaction fills it, then publishes it. */
+int kv__seg_create_tmp(const char *dir, uint64_t seq, uint32_t flags,
+		       unsigned mode, kv__seg **out);
+/* Flushes, fsyncs and renames a tmp segment into place, then maps it.
+ * The caller fsyncs the directory. */
+int kv__seg_publish(kv__seg *s, const char *dir);
+/* Deletes the file (and its hint) by name; ENOENT counts as done. */
+int kv__seg_unlink(const char *dir, uint64_t seq, int tmp);
+/* Drops one reference; the last one closes the segment. */
+void kv__seg_unref(kv__seg *s);
 /* Opens an existing segment and checks its header; KV_ECORRUPT or
  * KV_EVERSION name the file. map_len 0 maps the file's size. */
 int kv__seg_open(const char *dir, uint64_t seq, int rdonly, uint64_t map_len,
 		 kv__seg **out);
 void kv__seg_close(kv__seg *s);
+/* Maps the segment at len bytes (at least its size), so appends to the
+ * active segment stay inside the mapping. */
+void kv__seg_map_active(kv__seg *s, uint64_t len);
 
 /* Copies n bytes at off into dst (from the buffer, the map or pread). */
 int kv__seg_read(kv__seg *s, uint64_t off, void *dst, size_t n);

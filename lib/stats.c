@@ -61,6 +61,12 @@ KV_API int kv_stats(kv_t *db, struct kv_stats *out)
 	out->recovered_skipped_records = db->skipped_records;
 	out->compressed_values = atomic_load(&db->compressed_values);
 	out->compression_saved_bytes = atomic_load(&db->compress_saved);
+	out->recovered_hint_segments = db->hint_segments;
+	out->recovered_hint_rejected = db->hint_rejected;
+	pthread_mutex_lock(&db->compact.mu);
+	out->compactions = db->compact.runs;
+	out->compaction_freed_bytes = db->compact.freed;
+	pthread_mutex_unlock(&db->compact.mu);
 	return 0;
 }
 
@@ -91,6 +97,9 @@ KV_API int kv_stats_segments(kv_t *db, kv_segment_stats *arr, size_t cap,
 			.live_bytes = s->live_bytes,
 			.dead_bytes = s->dead_bytes,
 			.active = s == db->active,
+			.flags = ((s->flags & KV__SEG_F_COMPACTED) ?
+				  KV_SEGMENT_COMPACTED : 0) |
+				 (s->has_hint ? KV_SEGMENT_HINT : 0),
 		};
 	}
 	pthread_rwlock_unlock(&db->klock);

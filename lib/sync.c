@@ -101,9 +101,6 @@ int kv__sync_init(kv_t *db)
 {
 	kv__sync *sy = &db->sync;
 
-	pthread_mutex_init(&sy->mu, NULL);
-	pthread_cond_init(&sy->cv, NULL);
-	pthread_cond_init(&sy->tick, NULL);
 	sy->synced = db->appended;
 	if (db->rdonly || db->opts.sync_mode != KV_SYNC_INTERVAL)
 		return 0;
@@ -125,7 +122,4 @@ void kv__sync_stop(kv_t *db)
 		pthread_join(sy->thread, NULL);
 		sy->thread_on = 0;
 	}
-	pthread_cond_destroy(&sy->cv);
-	pthread_cond_destroy(&sy->tick);
-	pthread_mutex_destroy(&sy->mu);
 }

@@ -269,13 +269,13 @@ static void test_flipped_byte_in_sealed_segment(void **state)
 	const char *seg = tu_seg_path(dir, 1);
 	uint64_t off = 267 + 100;
 	tu_poke(seg, off, tu_peek(seg, off) ^ 0x10);
-	o.flags = 0;
+	o.flags = KV_NO_AUTO_COMPACT;
 	assert_int_equal(kv_open(dir, &o, &db), KV_ECORRUPT);
 	assert_null(db);
 	assert_non_null(strstr(kv_errmsg(), "0000000000000001.seg"));
 	assert_non_null(strstr(kv_errmsg(), "offset 267"));
 	/* Salvage skips the bad record and keeps every other one. */
-	o.flags = KV_SALVAGE;
+	o.flags = KV_SALVAGE | KV_NO_AUTO_COMPACT;
 	db = tu_open(dir, &o);
 	assert_int_equal(kv_stats(db, &st), KV_OK);
 	assert_int_equal(st.recovered_skipped_records, 1);
@@ -301,7 +301,7 @@ static void test_damage_after_open_is_caught_on_read(void **state)
 
 	(void)state;
 	make_sealed(dir, &o);
-	o.flags = 0;
+	o.flags = KV_NO_AUTO_COMPACT;
 	db = tu_open(dir, &o);
 	/* The store maps the file shared, so it sees this change. */
 	const char *seg = tu_seg_path(dir, 2);
@@ -328,7 +328,7 @@ static void test_bad_headers_and_versions(void **state)
 
 	(void)state;
 	make_sealed(dir, &o);
-	o.flags = 0;
+	o.flags = KV_NO_AUTO_COMPACT;
 	const char *seg = tu_seg_path(dir, 2);
 	int fd = open(seg, O_RDWR);
 	assert_int_equal(pread(fd, h, 32, 0), 32);
@@ -367,7 +367,7 @@ static void test_leftovers_and_strangers_in_the_directory(void **state)
 	close(fd);
 	fd = open(tu_path(dir, "notes.txt"), O_WRONLY | O_CREAT, 0644);
 	close(fd);
-	o.flags = 0;
+	o.flags = KV_NO_AUTO_COMPACT;
 	db = tu_open(dir, &o);
 	assert_int_equal(access(tu_path(dir, "0000000000000099.seg.tmp"), F_OK), -1);
 	assert_int_equal(access(tu_path(dir, "notes.txt"), F_OK), 0);

@@ -134,7 +134,9 @@ void tu_copy_dir(const char *from, const char *to)
 void tu_options(kv_options *o)
 {
 	kv_options_init(o);
-	o->flags = KV_CREATE;
+	/* No background compaction unless a test asks for it: tests that
+	 * count segments or poke at files need the store to stay still. */
+	o->flags = KV_CREATE | KV_NO_AUTO_COMPACT;
 	o->clock = tu_clock;
 }
 
@@ -198,6 +200,8 @@ static struct fault {
 
 /* The store's background threads make system calls too. */
 static pthread_mutex_t fault_mu = PTHREAD_MUTEX_INITIALIZER;
+static void (*fault_hook)(void *);
+static void *fault_hook_ctx;
 
 /* Whether this call of kind k must fail; counts the call either way. */
 static int trip(enum tu_fault_kind k)
@@ -215,10 +219,24 @@ static int trip(enum tu_fault_kind k)
 		fire = 1;
 		err = f->err;
 	}
+	void (*hook)(void *) = fire ? fault_hook : NULL;
+	void *hctx = fault_hook_ctx;
+	if (fire)
+		fault_hook = NULL;
 	pthread_mutex_unlock(&fault_mu);
+	if (hook)
+		hook(hctx);
 	if (fire)
 		errno = err;
 	return fire;
+}
+
+void tu_fault_hook(void (*fn)(void *ctx), void *ctx)
+{
+	pthread_mutex_lock(&fault_mu);
+	fault_hook = fn;
+	fault_hook_ctx = ctx;
+	pthread_mutex_unlock(&fault_mu);
 }
 
 static int f_open(const char *p, int fl, mode_t m)
@@ -261,6 +279,11 @@ static int f_rename(const char *a, const char *b)
 	return trip(TU_RENAME) ? -1 : kv__io_default.rename(a, b);
 }
 
+static int f_unlink(const char *path)
+{
+	return trip(TU_UNLINK) ? -1 : kv__io_default.unlink(path);
+}
+
 static int f_ftruncate(int fd, off_t len)
 {
 	return trip(TU_FTRUNCATE) ? -1 : kv__io_default.ftruncate(fd, len);
@@ -280,6 +303,7 @@ static void install(void)
 	kv__io.fdatasync = f_fdatasync;
 	kv__io.rename = f_rename;
 	kv__io.ftruncate = f_ftruncate;
+	kv__io.unlink = f_unlink;
 	kv__io.mmap = f_mmap;
 }
 
@@ -307,6 +331,7 @@ void tu_fault_clear(void)
 {
 	pthread_mutex_lock(&fault_mu);
 	memset(faults, 0, sizeof faults);
+	fault_hook = NULL;
 	pthread_mutex_unlock(&fault_mu);
 	kv__io = kv__io_default;
 }

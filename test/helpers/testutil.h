@@ -36,7 +36,7 @@ void tu_poke(const char *path, uint64_t off, uint8_t byte);
 /* Copies a whole store directory (files only). */
 void tu_copy_dir(const char *from, const char *to);
 
-/* Options with KV_CREATE and the fake clock installed. */
+/* Options with KV_CREATE | KV_NO_AUTO_COMPACT and the fake clock. */
 void tu_options(kv_options *o);
 /* Opens, asserting success. */
 kv_t *tu_open(const char *dir, const kv_options *o);
@@ -54,11 +54,15 @@ int tu_put(kv_t *db, const char *key, const char *val);
 /* Fault injection: the next-but-`after` call of the given kind fails
  * with err (after = 0: the very next one); persistent keeps failing. */
 enum tu_fault_kind { TU_OPEN, TU_PWRITE, TU_FSYNC, TU_FDATASYNC, TU_RENAME,
-		     TU_FTRUNCATE, TU_MMAP, TU_NKINDS };
+		     TU_FTRUNCATE, TU_MMAP, TU_UNLINK, TU_NKINDS };
 void tu_fault(enum tu_fault_kind kind, unsigned after, int err,
 	      int persistent);
 /* A pwrite that writes only half, then fails with err (short write). */
 void tu_fault_short_write(unsigned after, int err);
+/* Called (once) at the moment an armed fault fires, before the failing
+ * call returns: a test copies the store there to get the files a crash at
+ * that step would leave. NULL to remove. */
+void tu_fault_hook(void (*fn)(void *ctx), void *ctx);
 /* Restores the real system calls and clears all faults. */
 void tu_fault_clear(void);
 /* Calls of each kind seen since the last clear. */

@@ -1,0 +1,776 @@
+/*
+ * compact.c - reclaim dead bytes: choose sealed segments, copy their live
+ * records into new segments (with hint files), switch the keydir, delete.
+ *
+ * The order of durable steps is what makes a crash at any point safe:
+ *   1. outputs written as *.tmp, fsynced, renamed, hints beside them, the
+ *      directory fsynced: a crash now leaves duplicates (same LSNs), which
+ *      recovery resolves;
+ *   2. an obsolete list naming the input segments, durable: from here on
+ *      recovery deletes the inputs before it reads anything, so an old
+ *      record can never outlive the tombstone that killed it when only
+ *      some inputs were unlinked;
+ *   3. the keydir switch, per key only if the entry still points at the
+ *      old record (a concurrent overwrite or delete wins), in short steps;
+ *   4. inputs unlinked, directory fsynced, the list removed.
+ * Tombstones (and expired records, which act as tombstones) are dropped
+ * only when no segment outside the inputs can hold an older record: its
+ * lowest LSN (the floor) is above theirs.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "db.h"
+#include "error.h"
+#include "hint.h"
+#include "io.h"
+#include "le.h"
+#include "record.h"
+
+#define OUT_BUFFER (1u << 20)   /* output write buffer */
+#define SWITCH_STEP 256         /* keys switched per exclusive lock hold */
+#define PROGRESS_STEP (1u << 20)
+#define IDLE_MS 1000            /* background thread: look this often */
+#define BACKOFF_MS 30000        /* ...and this long after a failure */
+#define NO_OUT UINT32_MAX
+
+typedef struct move {
+	uint64_t old_loc;
+	uint32_t out;           /* output index, or NO_OUT: key to remove */
+	uint32_t size;          /* record bytes (a copy keeps the size) */
+	uint64_t off;           /* offset in that output */
+} move;
+
+typedef struct job {
+	kv_t *db;
+	int force;
+	kv__seg **in;
+	size_t nin;
+	uint64_t floor;         /* lowest LSN outside the inputs */
+	uint64_t now;
+	uint64_t total, done, told;
+	kv__seg **out;
+	kv__hint_buf *hint;     /* one per output */
+	size_t nout, capout;
+	int published;          /* outputs renamed into place */
+	int listed;             /* outputs in the segment table */
+	uint64_t obs_seq;       /* the obsolete list, once written */
+	move *moves;
+	size_t nmoves, capmoves;
+	uint8_t *scratch;
+	size_t scap;
+	kv_compact_stats st;
+} job;
+
+/* ---- choosing ---- */
+
+static uint64_t reclaimable(const kv__seg *s)
+{
+	/* Tombstones a compaction already chose to keep are not garbage
+	 * until the records they shadow are gone: counting them would make
+	 * the same segment compact over and over. */
+	if (s->flags & KV__SEG_F_COMPACTED)
+		return s->dead_bytes - s->tomb_bytes;
+	return s->dead_bytes;
+}
+
+static int triggered(const kv_t *db, const kv__seg *s)
+{
+	uint64_t r = reclaimable(s), data = s->size - KV__FILE_HDR;
+
+	return r > 0 && (r * 100 >= (uint64_t)db->opts.compact_dead_pct * data ||
+			 r >= db->opts.compact_dead_bytes);
+}
+
+static int by_seq(const void *a, const void *b)
+{
+	const kv__seg *x = *(kv__seg *const *)a, *y = *(kv__seg *const *)b;
+
+	return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+/* Whether store-wide dead bytes pass compact_store_pct, and how many
+ * sealed segments are small enough to merge. */
+static void survey(const kv_t *db, kv__seg **c, size_t n, int *store,
+		   size_t *nsmall)
+{
+	uint64_t dead = 0, data = 0;
+
+	*nsmall = 0;
+	for (size_t i = 0; i < n; i++) {
+		dead += reclaimable(c[i]);
+		data += c[i]->size - KV__FILE_HDR;
+		*nsmall += c[i]->size < db->opts.compact_min_size;
+	}
+	*store = dead > 0 && dead * 100 >= (uint64_t)db->opts.compact_store_pct * data;
+}
+
+static int wanted(const job *j, const kv__seg *s, int store, size_t nsmall)
+{
+	int small = s->size < j->db->opts.compact_min_size && nsmall >= 2;
+
+	if (j->force || store)
+		return reclaimable(s) > 0 || small;
+	return triggered(j->db, s) || small;
+}
+
+/* Picks the inputs and the floor; called with wlock and klock held. */
+static int choose_locked(job *j)
+{
+	kv_t *db = j->db;
+	kv__seg **c = calloc(db->nsegs ? db->nsegs : 1, sizeof *c);
+	size_t n = 0, nsmall;
+	uint64_t sum = 0;
+	int store;
+
+	if (!c)
+		return kv__fail(KV_ENOMEM, "out of memory choosing segments");
+	for (uint32_t i = 0; i < db->nslots; i++)
+		if (db->segs[i] && db->segs[i] != db->active)
+			c[n++] = db->segs[i];
+	qsort(c, n, sizeof *c, by_seq);
+	survey(db, c, n, &store, &nsmall);
+	j->in = c;
+	for (size_t i = 0; i < n; i++) {
+		if (!wanted(j, c[i], store, nsmall))
+			continue;
+		if (j->nin && sum + c[i]->size > db->opts.compact_max_bytes)
+			break;
+		sum += c[i]->size;
+		c[j->nin++] = c[i]; /* compacts in place: nin <= i */
+	}
+	j->total = sum;
+	return 0;
+}
+
+/* The lowest LSN held by any segment that is not an input. */
+static uint64_t floor_locked(const job *j)
+{
+	uint64_t f = UINT64_MAX;
+
+	for (uint32_t i = 0; i < j->db->nslots; i++) {
+		kv__seg *s = j->db->segs[i];
+		int input = 0;
+
+		for (size_t k = 0; s && k < j->nin; k++)
+			input |= j->in[k] == s;
+		if (s && !input && s->min_lsn && s->min_lsn < f)
+			f = s->min_lsn;
+	}
+	return f;
+}
+
+static int choose(job *j)
+{
+	kv_t *db = j->db;
+	int rc;
+
+	pthread_mutex_lock(&db->wlock);
+	pthread_rwlock_rdlock(&db->klock);
+	rc = choose_locked(j);
+	if (rc == 0)
+		j->floor = floor_locked(j);
+	pthread_rwlock_unlock(&db->klock);
+	pthread_mutex_unlock(&db->wlock);
+	return rc;
+}
+
+/* ---- writing outputs ---- */
+
+static uint64_t next_seq(kv_t *db)
+{
+	pthread_mutex_lock(&db->wlock);
+	uint64_t seq = ++db->max_seq;
+	pthread_mutex_unlock(&db->wlock);
+	return seq;
+}
+
+static int grow(void **v, size_t *cap, size_t need, size_t elem)
+{
+	if (need <= *cap)
+		return 0;
+	size_t n = *cap ? *cap * 2 : 16;
+	void *p = reallocarray(*v, n, elem);
+	if (!p)
+		return kv__fail(KV_ENOMEM, "out of memory in compaction");
+	*v = p;
+	*cap = n;
+	return 0;
+}
+
+/* Closes the current output's hint and opens a new output. */
+static int new_output(job *j)
+{
+	kv__seg *s;
+	size_t cap = j->capout;
+	int rc;
+
+	if (j->nout && kv__hint_finish(&j->hint[j->nout - 1],
+				       j->out[j->nout - 1]->size))
+		j->hint[j->nout - 1].failed = 1; /* no hint: it will be scanned */
+	if ((rc = grow((void **)&j->out, &cap, j->nout + 1, sizeof *j->out)) ||
+	    (rc = grow((void **)&j->hint, &j->capout, j->nout + 1,
+		       sizeof *j->hint)))
+		return rc;
+	rc = kv__seg_create_tmp(j->db->dir, next_seq(j->db),
+				KV__SEG_F_COMPACTED, j->db->opts.file_mode, &s);
+	if (rc == 0 && (rc = kv__seg_set_buffer(s, OUT_BUFFER)) != 0)
+		kv__seg_close(s);
+	if (rc)
+		return rc;
+	j->out[j->nout] = s;
+	kv__hint_begin(&j->hint[j->nout], s->seq);
+	j->nout++;
+	return 0;
+}
+
+/* Appends a copy of record r (key, val) to the outputs. */
+static int emit(job *j, kv__rec r, const uint8_t *key, const uint8_t *val,
+		uint32_t *out, uint64_t *off)
+{
+	uint64_t size = kv__rec_size(r.klen, r.vlen);
+	kv__seg *s = j->nout ? j->out[j->nout - 1] : NULL;
+	uint8_t hdr[KV__REC_HDR];
+	int broken = 0, rc;
+
+	if (!s || (s->size > KV__FILE_HDR &&
+		   s->size + size > j->db->opts.max_file_size)) {
+		if ((rc = new_output(j)) != 0)
+			return rc;
+		s = j->out[j->nout - 1];
+	}
+	r.batch_left = 0; /* a copied record stands alone */
+	kv__rec_encode(&r, hdr, key, val);
+	struct iovec iov[3] = { { hdr, KV__REC_HDR }, { (void *)key, r.klen },
+				{ (void *)val, r.vlen } };
+	*off = s->size;
+	if ((rc = kv__seg_append(s, iov, r.vlen ? 3 : 2, size, &broken)) != 0)
+		return rc;
+	kv__hint_add(&j->hint[j->nout - 1], &r, *off, key);
+	if (!s->min_lsn || r.lsn < s->min_lsn)
+		s->min_lsn = r.lsn;
+	if (r.lsn > s->max_lsn)
+		s->max_lsn = r.lsn;
+	if (r.type == KV__REC_DEL) {
+		s->dead_bytes += size;
+		s->tomb_bytes += size;
+	}
+	*out = (uint32_t)(j->nout - 1);
+	j->st.bytes_written += size;
+	return 0;
+}
+
+static int add_move(job *j, uint64_t old_loc, uint32_t out, uint64_t off,
+		    uint64_t size)
+{
+	int rc = grow((void **)&j->moves, &j->capmoves, j->nmoves + 1,
+		      sizeof *j->moves);
+
+	if (rc == 0)
+		j->moves[j->nmoves++] = (move){ old_loc, out, (uint32_t)size, off };
+	return rc;
+}
+
+/* ---- reading inputs ---- */
+
+/* The keydir's id for key if its entry points at loc, else UINT32_MAX. */
+static uint32_t entry_at(kv_t *db, const uint8_t *key, uint32_t klen,
+			 uint64_t loc, int *present)
+{
+	uint64_t h = kv__kd_hash(key, klen);
+
+	pthread_rwlock_rdlock(&db->klock);
+	uint32_t id = kv__kd_find(&db->kd, key, klen, h);
+	*present = id != UINT32_MAX;
+	if (id != UINT32_MAX && kv__kd_ent(&db->kd, id)->loc != loc)
+		id = UINT32_MAX;
+	pthread_rwlock_unlock(&db->klock);
+	return id;
+}
+
+/* A tombstone of record r, with r's LSN. */
+static kv__rec tombstone_of(const kv__rec *r)
+{
+	return (kv__rec){ .type = KV__REC_DEL, .klen = r->klen,
+			  .lsn = r->lsn };
+}
+
+static int copy_put(job *j, kv__seg *s, uint64_t off, const kv__rec *r,
+		    const uint8_t *rec)
+{
+	const uint8_t *key = rec + KV__REC_HDR;
+	uint64_t loc = KV__LOC(s->slot, off), noff = 0;
+	uint32_t out = NO_OUT;
+	int present, rc;
+
+	int live = entry_at(j->db, key, r->klen, loc, &present) != UINT32_MAX;
+	int expired = r->expire_ms && r->expire_ms <= j->now;
+
+	/* Dropping an expired record could bring back an older value of its
+	 * key from another segment: leave a tombstone then. That holds too
+	 * when open already dropped the key from the index, because of this
+	 * very record; a key that is absent for another reason has a newer
+	 * tombstone or expired record, so one more tombstone does no harm. */
+	if (expired && (live || !present)) {
+		if (j->floor < r->lsn &&
+		    (rc = emit(j, tombstone_of(r), key, NULL, &out, &noff)))
+			return rc;
+		return live ? add_move(j, loc, NO_OUT, 0, 0) : 0;
+	}
+	if (!live)
+		return 0; /* overwritten or deleted: dead */
+	if ((rc = emit(j, *r, key, key + r->klen, &out, &noff)) != 0)
+		return rc;
+	return add_move(j, loc, out, noff, kv__rec_size(r->klen, r->vlen));
+}
+
+static int copy_del(job *j, const kv__rec *r, const uint8_t *rec)
+{
+	const uint8_t *key = rec + KV__REC_HDR;
+	uint64_t noff;
+	uint32_t out;
+	int present;
+
+	entry_at(j->db, key, r->klen, 0, &present);
+	/* A live key has a newer record, which shadows older ones itself;
+	 * otherwise keep the tombstone while older records may remain. */
+	if (present || j->floor > r->lsn)
+		return 0;
+	return emit(j, *r, key, NULL, &out, &noff);
+}
+
+static int progress(job *j)
+{
+	kv_t *db = j->db;
+
+	if (atomic_load(&db->compact.stop))
+		return kv__fail(KV_ECANCELED, "compaction stopped by kv_close");
+	if (!db->opts.progress ||
+	    (j->done - j->told < PROGRESS_STEP && j->done < j->total))
+		return 0;
+	j->told = j->done;
+	if (db->opts.progress(db->opts.progress_ctx, j->done, j->total))
+		return kv__fail(KV_ECANCELED, "compaction canceled");
+	return 0;
+}
+
+static const uint8_t *record_at(job *j, kv__seg *s, uint64_t off,
+				uint64_t size)
+{
+	const uint8_t *p = kv__seg_ptr(s, off, (size_t)size);
+
+	if (p)
+		return p;
+	if (grow((void **)&j->scratch, &j->scap, (size_t)size, 1) ||
+	    kv__seg_read(s, off, j->scratch, (size_t)size))
+		return NULL;
+	return j->scratch;
+}
+
+/* Copies what must survive of one input segment. Its records were
+ * checked at open, but are checked again: compaction never copies bad
+ * bytes into a file with a fresh checksum. */
+static int copy_segment(job *j, kv__seg *s)
+{
+	j->done += KV__FILE_HDR; /* totals count whole files */
+	for (uint64_t off = KV__FILE_HDR; off < s->size;) {
+		uint8_t h[KV__REC_HDR];
+		const uint8_t *rec;
+		const char *why = "truncated record";
+		kv__rec r;
+		int rc;
+
+		if (s->size - off < KV__REC_HDR || kv__seg_read(s, off, h, sizeof h) ||
+		    (why = kv__rec_decode(h, &r)) != NULL ||
+		    kv__rec_size(r.klen, r.vlen) > s->size - off ||
+		    !(rec = record_at(j, s, off, kv__rec_size(r.klen, r.vlen))) ||
+		    !kv__rec_crc_ok(&r, rec))
+			return kv__fail(KV_ECORRUPT, "%s: bad record at offset "
+					"%" PRIu64 " during compaction: %s",
+					s->name, off, why ? why : "checksum mismatch");
+		rc = r.type == KV__REC_PUT ? copy_put(j, s, off, &r, rec)
+					   : copy_del(j, &r, rec);
+		off += kv__rec_size(r.klen, r.vlen);
+		j->done += kv__rec_size(r.klen, r.vlen);
+		if (rc || (rc = progress(j)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* ---- making outputs durable and visible ---- */
+
+static void path_of(char *out, size_t cap, const char *dir, uint64_t seq,
+		    const char *suffix)
+{
+	char name[KV__NAME_MAX];
+
+	kv__seg_name(name, seq, suffix);
+	snprintf(out, cap, "%s/%s", dir, name);
+}
+
+static void write_hint(job *j, size_t i)
+{
+	char path[PATH_MAX];
+	kv__hint_buf *h = &j->hint[i];
+
+	if (h->failed)
+		return;
+	path_of(path, sizeof path, j->db->dir, j->out[i]->seq, KV__HINT_SUFFIX);
+	/* A hint only saves time at open: if it cannot be written, the
+	 * segment is scanned instead, so this is not an error. */
+	if (kv__io_write_file(path, h->data, h->len, j->db->opts.file_mode)) {
+		kv__log(j->db, KV_LOG_WARN, "%s: hint not written", path);
+		return;
+	}
+	j->out[i]->has_hint = 1;
+	j->st.bytes_written += h->len;
+}
+
+static int publish_outputs(job *j)
+{
+	int rc;
+
+	if (j->nout && kv__hint_finish(&j->hint[j->nout - 1],
+				       j->out[j->nout - 1]->size))
+		j->hint[j->nout - 1].failed = 1;
+	for (size_t i = 0; i < j->nout; i++) {
+		if ((rc = kv__seg_publish(j->out[i], j->db->dir)) != 0)
+			return rc;
+		j->published = (int)i + 1;
+		write_hint(j, i);
+	}
+	if (j->nout && kv__io_fsync_dir(j->db->dir))
+		return kv__fail_sys("%s: fsync of directory", j->db->dir);
+	return 0;
+}
+
+static int list_outputs(job *j)
+{
+	int rc = 0;
+
+	pthread_rwlock_wrlock(&j->db->klock);
+	for (size_t i = 0; i < j->nout && rc == 0; i++)
+		if ((rc = kv__db_add_seg_locked(j->db, j->out[i])) == 0)
+			j->listed = (int)i + 1;
+	pthread_rwlock_unlock(&j->db->klock);
+	return rc;
+}
+
+/* Writes "<seq>.obs": the inputs, to be deleted even after a crash. */
+static int write_obsolete(job *j)
+{
+	char path[PATH_MAX];
+	size_t len = KV__FILE_HDR + 8 + 8 * j->nin + 4;
+	uint8_t *b = calloc(1, len);
+	uint64_t seq = next_seq(j->db);
+	int rc = 0;
+
+	if (!b)
+		return kv__fail(KV_ENOMEM, "out of memory in compaction");
+	memcpy(b, KV__SEG_MAGIC, 8);
+	kv__put32(b + 8, KV__FORMAT_VERSION);
+	kv__put32(b + 12, KV__KIND_OBSOLETE);
+	kv__put64(b + 16, seq);
+	kv__put32(b + 28, (uint32_t)kv__rec_crc_update(0, b, 28));
+	kv__put64(b + KV__FILE_HDR, j->nin);
+	for (size_t i = 0; i < j->nin; i++)
+		kv__put64(b + KV__FILE_HDR + 8 + 8 * i, j->in[i]->seq);
+	kv__put32(b + len - 4, kv__rec_crc_update(0, b, len - 4));
+	path_of(path, sizeof path, j->db->dir, seq, KV__OBS_SUFFIX);
+	if (kv__io_write_file(path, b, len, j->db->opts.file_mode))
+		rc = kv__fail_sys("%s: write", path);
+	else if ((j->obs_seq = seq) && kv__io_fsync_dir(j->db->dir))
+		rc = kv__fail_sys("%s: fsync of directory", j->db->dir);
+	free(b);
+	return rc;
+}
+
+/* ---- the switch ---- */
+
+static void switch_one(job *j, const move *m, const uint8_t *key,
+		       uint32_t klen)
+{
+	kv_t *db = j->db;
+	uint64_t h = kv__kd_hash(key, klen);
+	uint32_t id = kv__kd_find(&db->kd, key, klen, h);
+	kv__kent *e = id == UINT32_MAX ? NULL : kv__kd_ent(&db->kd, id);
+	kv__seg *out = m->out == NO_OUT ? NULL : j->out[m->out];
+
+	if (!e || e->loc != m->old_loc) {
+		if (out)
+			out->dead_bytes += m->size; /* a newer write won */
+		return;
+	}
+	if (!out) { /* expired: gone from the index as from the disk */
+		if (db->order_built)
+			kv__order_remove(&db->order, key, klen);
+		kv__kd_remove(&db->kd, id, h);
+		return;
+	}
+	e->loc = KV__LOC(out->slot, m->off);
+	out->live_bytes += m->size;
+}
+
+/* Switches the keydir in short exclusive steps, so readers and writers
+ * interleave with a long switch. Keys are read from the inputs, which stay
+ * in the table (and mapped) until every step is done. */
+static void switch_keys(job *j)
+{
+	kv_t *db = j->db;
+	uint8_t h[KV__REC_HDR];
+
+	for (size_t i = 0; i < j->nmoves;) {
+		pthread_rwlock_wrlock(&db->klock);
+		for (size_t n = 0; n < SWITCH_STEP && i < j->nmoves; n++, i++) {
+			const move *m = &j->moves[i];
+			kv__seg *s = db->segs[KV__LOC_SLOT(m->old_loc)];
+			uint64_t off = KV__LOC_OFF(m->old_loc);
+			kv__rec r;
+
+			const uint8_t *key;
+
+			/* Checked when copied; a failing read here leaves the
+			 * entry on its old record, which stays readable. */
+			if (kv__seg_read(s, off, h, sizeof h) ||
+			    kv__rec_decode(h, &r) ||
+			    !(key = record_at(j, s, off + KV__REC_HDR, r.klen)))
+				continue;
+			switch_one(j, m, key, r.klen);
+		}
+		pthread_rwlock_unlock(&db->klock);
+	}
+}
+
+static void drop_inputs(job *j)
+{
+	kv_t *db = j->db;
+
+	pthread_rwlock_wrlock(&db->klock);
+	for (size_t i = 0; i < j->nin; i++) {
+		db->segs[j->in[i]->slot] = NULL;
+		db->nsegs--;
+	}
+	pthread_rwlock_unlock(&db->klock);
+	int left = 0;
+	for (size_t i = 0; i < j->nin; i++) {
+		if (kv__seg_unlink(db->dir, j->in[i]->seq, 0)) {
+			kv__log(db, KV_LOG_WARN, "%s", kv_errmsg());
+			left = 1;
+			continue;
+		}
+		j->st.bytes_freed += j->in[i]->size;
+	}
+	/* An input left behind could hold a record whose tombstone was
+	 * dropped: keep the list, and the next open deletes it. */
+	if (!left && kv__io_fsync_dir(db->dir) == 0) {
+		char path[PATH_MAX];
+		path_of(path, sizeof path, db->dir, j->obs_seq, KV__OBS_SUFFIX);
+		kv__io.unlink(path);
+	}
+	/* The table's references; readers still holding one finish first. */
+	for (size_t i = 0; i < j->nin; i++)
+		kv__seg_unref(j->in[i]);
+}
+
+/* ---- the run ---- */
+
+/* Removes the obsolete list of a compaction that failed; 0 when it is
+ * surely gone, so the outputs may go too. */
+static int unlist(job *j)
+{
+	char path[PATH_MAX];
+
+	if (!j->obs_seq)
+		return 0;
+	path_of(path, sizeof path, j->db->dir, j->obs_seq, KV__OBS_SUFFIX);
+	if (kv__io.unlink(path) && errno != ENOENT)
+		return -1;
+	return kv__io_fsync_dir(j->db->dir);
+}
+
+/* Undoes a compaction that failed before its switch. If its obsolete list
+ * may survive, the outputs stay on disk too: the list would delete the
+ * inputs at the next open, and the outputs then hold their records. */
+static void abandon(job *j)
+{
+	kv_t *db = j->db;
+	int keep = unlist(j) != 0;
+
+	if (j->listed) {
+		pthread_rwlock_wrlock(&db->klock);
+		for (int i = 0; i < j->listed; i++) {
+			db->segs[j->out[i]->slot] = NULL;
+			db->nsegs--;
+		}
+		pthread_rwlock_unlock(&db->klock);
+	}
+	for (size_t i = 0; i < j->nout; i++) {
+		if (!keep)
+			kv__seg_unlink(db->dir, j->out[i]->seq,
+				       (int)i >= j->published);
+		kv__seg_unref(j->out[i]);
+	}
+	if (j->published && !keep)
+		kv__io_fsync_dir(db->dir);
+}
+
+static int run(job *j)
+{
+	int rc = choose(j);
+
+	if (rc || j->nin == 0)
+		return rc;
+	j->now = kv__now(j->db);
+	for (size_t i = 0; i < j->nin && rc == 0; i++)
+		rc = copy_segment(j, j->in[i]);
+	if (rc == 0)
+		rc = publish_outputs(j);
+	if (rc == 0)
+		rc = list_outputs(j);
+	if (rc == 0)
+		rc = write_obsolete(j);
+	if (rc) {
+		abandon(j);
+		return rc;
+	}
+	switch_keys(j);
+	drop_inputs(j);
+	j->st.segments_in = j->nin;
+	j->st.segments_out = j->nout;
+	return 0;
+}
+
+static void finish(job *j, kv_compact_stats *out)
+{
+	kv_t *db = j->db;
+	uint64_t written = j->st.bytes_written;
+
+	for (size_t i = 0; i < j->nout; i++)
+		kv__hint_free(&j->hint[i]);
+	j->st.bytes_read = j->done;
+	j->st.bytes_freed = j->st.bytes_freed > written ?
+			    j->st.bytes_freed - written : 0;
+	if (j->st.segments_in) {
+		pthread_mutex_lock(&db->compact.mu);
+		db->compact.runs++;
+		db->compact.freed += j->st.bytes_freed;
+		pthread_mutex_unlock(&db->compact.mu);
+	}
+	if (out)
+		*out = j->st;
+	free(j->in);
+	free(j->out);
+	free(j->hint);
+	free(j->moves);
+	free(j->scratch);
+}
+
+static int compact(kv_t *db, int force, kv_compact_stats *out)
+{
+	job j = { .db = db, .force = force };
+	int rc;
+
+	if (atomic_load(&db->poisoned))
+		return kv__fail(KV_EIO, "store refuses writes after an earlier "
+				"failure; reopen it");
+	pthread_mutex_lock(&db->compact.run);
+	rc = run(&j);
+	pthread_mutex_unlock(&db->compact.run);
+	finish(&j, out);
+	return rc;
+}
+
+KV_API int kv_compact(kv_t *db, kv_compact_stats *out)
+{
+	if (out)
+		memset(out, 0, sizeof *out);
+	if (!db)
+		return kv__fail(KV_EINVAL, "store handle is NULL");
+	if (db->rdonly)
+		return kv__fail(KV_EREADONLY, "%s: opened read-only", db->dir);
+	return compact(db, 1, out);
+}
+
+/* ---- the background thread ---- */
+
+static void wait_ms(kv__compact *c, unsigned ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	while (!c->kick && !atomic_load(&c->stop) &&
+	       pthread_cond_timedwait(&c->cv, &c->mu, &ts) == 0)
+		;
+}
+
+static void *compact_main(void *arg)
+{
+	kv_t *db = arg;
+	kv__compact *c = &db->compact;
+	unsigned pause = IDLE_MS;
+
+	pthread_mutex_lock(&c->mu);
+	while (!atomic_load(&c->stop)) {
+		wait_ms(c, pause);
+		c->kick = 0;
+		if (atomic_load(&c->stop))
+			break;
+		pthread_mutex_unlock(&c->mu);
+		int rc = compact(db, 0, NULL);
+		if (rc && rc != KV_ECANCELED)
+			kv__log(db, KV_LOG_ERROR, "background compaction: %s",
+				kv_errmsg());
+		pause = rc ? BACKOFF_MS : IDLE_MS;
+		pthread_mutex_lock(&c->mu);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
+int kv__compact_start(kv_t *db)
+{
+	int err = pthread_create(&db->compact.thread, NULL, compact_main, db);
+
+	if (err)
+		return kv__fail(KV_ENOMEM, "cannot start the compaction thread");
+	db->compact.thread_on = 1;
+	return 0;
+}
+
+void kv__compact_stop(kv_t *db)
+{
+	kv__compact *c = &db->compact;
+
+	if (!c->thread_on)
+		return;
+	pthread_mutex_lock(&c->mu);
+	atomic_store(&c->stop, 1);
+	pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	pthread_join(c->thread, NULL);
+	c->thread_on = 0;
+}
+
+void kv__compact_kick(kv_t *db)
+{
+	kv__compact *c = &db->compact;
+
+	if (!c->thread_on)
+		return;
+	pthread_mutex_lock(&c->mu);
+	c->kick = 1;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+}
