@@ -39,7 +39,7 @@ TEST_CFLAGS = $(ALL_CFLAGS) -Wno-conversion -Itest/helpers \
 TEST_LIBS = $(B)/libkv.a $(DEP_LIBS) $(shell $(PKG_CONFIG) --libs cmocka)
 
 .PHONY: all deps example examples check check-asan check-tsan test-run \
-	man-check cxx-check clean
+	man-check cxx-check bench-compact clean
 .DELETE_ON_ERROR:
 # Keep objects built by pattern rules (helpers) between runs.
 .SECONDARY:
@@ -81,6 +81,15 @@ $(B)/quickstart: examples/quickstart.c $(B)/libkv.so
 example examples: all $(B)/quickstart
 	@dir=$$(mktemp -d) && echo "quickstart: store in $$dir/store" && \
 		$(B)/quickstart "$$dir/store" && rm -rf "$$dir"
+
+# ---- measurements (bench/RESULTS.md) ----
+
+$(B)/reopen_compact: bench/reopen_compact.c $(B)/libkv.so
+	$(CC) -std=c11 $(WARN) -O2 -Iinclude $(CFLAGS) $< -o $@ \
+		-L$(B) -Wl,-rpath,'$$ORIGIN' -lkv $(LDFLAGS)
+
+bench-compact: all $(B)/reopen_compact
+	$(B)/reopen_compact $(N)
 
 # ---- tests ----
 

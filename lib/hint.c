@@ -109,8 +109,13 @@ const char *kv__hint_check(const uint8_t *img, size_t len, uint64_t seq,
 	return NULL;
 }
 
+uint64_t kv__hint_count(const uint8_t *img, size_t len)
+{
+	return kv__get64(img + len - KV__HINT_TRAILER + 8);
+}
+
 int kv__hint_next(const uint8_t *img, size_t len, size_t *pos,
-		  kv__hint_ent *e)
+		  kv__hint_ent *e, int check_crc)
 {
 	size_t end = len - KV__HINT_TRAILER;
 	size_t at = *pos ? *pos : KV__FILE_HDR;
@@ -127,9 +132,10 @@ int kv__hint_next(const uint8_t *img, size_t len, size_t *pos,
 	e->rec.lsn = kv__get64(p + 24);
 	e->rec.expire_ms = kv__get64(p + 32);
 	e->key = p + KV__HINT_ENT;
-	if (at + KV__HINT_ENT + e->rec.klen > end ||
-	    kv__get32(p) != (uint32_t)crc32_z(0, p + 4,
-					      KV__HINT_ENT - 4 + e->rec.klen))
+	if (at + KV__HINT_ENT + e->rec.klen > end)
+		return -1;
+	if (check_crc && kv__get32(p) != (uint32_t)crc32_z(0, p + 4,
+					KV__HINT_ENT - 4 + e->rec.klen))
 		return -1;
 	*pos = at + KV__HINT_ENT + e->rec.klen;
 	return 1;

@@ -40,10 +40,13 @@ typedef struct kv__hint_ent {
 const char *kv__hint_check(const uint8_t *img, size_t len, uint64_t seq,
 			   uint64_t seg_size);
 /* Walks the entries of an image that kv__hint_check accepted: returns 1 and
- * fills e, 0 at the end, or -1 for an entry that fails its bounds or CRC.
- * *pos starts at 0. The caller still checks each entry against the
- * segment (type, sizes, offsets contiguous). */
+ * fills e, 0 at the end, or -1 for an entry that fails its bounds (or its
+ * CRC, when check_crc: the whole-file CRC that kv__hint_check verified
+ * already covers every entry, so open skips the second pass). *pos starts
+ * at 0. The caller still checks each entry against the segment. */
 int kv__hint_next(const uint8_t *img, size_t len, size_t *pos,
-		  kv__hint_ent *e);
+		  kv__hint_ent *e, int check_crc);
+/* The entry count a trailer claims (of an image kv__hint_check accepted). */
+uint64_t kv__hint_count(const uint8_t *img, size_t len);
 
 #endif

@@ -159,6 +159,13 @@ static int rehash(kv__keydir *kd, uint64_t need)
 	return 0;
 }
 
+int kv__kd_reserve(kv__keydir *kd, uint64_t n)
+{
+	if ((n + kd->deleted) * LOAD_DEN < kd->cap * LOAD_NUM)
+		return 0;
+	return rehash(kd, n);
+}
+
 static int ensure_id(kv__keydir *kd, uint32_t *id)
 {
 	if (kd->free_id) {

@@ -74,6 +74,8 @@ int kv__kd_insert(kv__keydir *kd, const void *key, size_t klen,
 		  uint64_t hash, uint64_t loc, uint32_t vlen, uint32_t flags,
 		  uint32_t *id);
 void kv__kd_set_flags(kv__keydir *kd, uint32_t id, uint32_t flags);
+/* Grows the table now for n keys, so loading them rehashes nothing. */
+int kv__kd_reserve(kv__keydir *kd, uint64_t n);
 void kv__kd_remove(kv__keydir *kd, uint32_t id, uint64_t hash);
 /* Live keys, and heap bytes held. */
 uint64_t kv__kd_count(const kv__keydir *kd);

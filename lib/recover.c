@@ -466,7 +466,7 @@ static const char *check_entries(const uint8_t *img, size_t len,
 	kv__hint_ent e;
 	int more;
 
-	while ((more = kv__hint_next(img, len, &pos, &e)) == 1) {
+	while ((more = kv__hint_next(img, len, &pos, &e, 0)) == 1) {
 		const kv__rec *r = &e.rec;
 		if (e.off != expect || r->klen == 0 || r->lsn == 0 ||
 		    (r->type != KV__REC_PUT && r->type != KV__REC_DEL) ||
@@ -476,7 +476,7 @@ static const char *check_entries(const uint8_t *img, size_t len,
 		expect += kv__rec_size(r->klen, r->vlen);
 	}
 	if (more < 0)
-		return "hint entry failed its checksum";
+		return "hint entry out of bounds";
 	return expect == s->size ? NULL : "hint does not cover the segment";
 }
 
@@ -503,7 +503,10 @@ static int load_hint(kv_t *db, rstate *st, kv__seg *s, int *rc)
 		free(img);
 		goto reject;
 	}
-	while (*rc == 0 && kv__hint_next(img, len, &pos, &e) == 1)
+	if (kv__hint_count(img, len) && kv__kd_reserve(&db->kd,
+			kv__kd_count(&db->kd) + kv__hint_count(img, len)) != 0)
+		*rc = kv__fail(KV_ENOMEM, "out of memory rebuilding the index");
+	while (*rc == 0 && kv__hint_next(img, len, &pos, &e, 0) == 1)
 		*rc = apply(db, st, s, e.off, &e.rec, e.key);
 	free(img);
 	s->has_hint = 1;

@@ -1,0 +1,118 @@
+/*
+ * reopen_compact.c - the figures of the compaction issue, on one store:
+ * open time for N keys from a scan of log segments and from hint files,
+ * and compaction throughput. Usage: reopen_compact [N] [DIR]
+ * (N defaults to 1,000,000; DIR to a new directory under /tmp).
+ * Keys 16 bytes, values 100 bytes; half the keys overwritten once so that
+ * compaction has dead bytes to reclaim. Each open is timed 3 times and
+ * the median printed. The peer-engine benchmark is bench/'s own issue.
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <kv.h>
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void die(int rc, const char *what)
+{
+	fprintf(stderr, "%s: %s: %s\n", what, kv_strerror(rc), kv_errmsg());
+	exit(1);
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Median of 3 opens (and closes) of dir, in milliseconds. */
+static double open_ms(const char *dir, const kv_options *o,
+		      uint64_t *hinted)
+{
+	double t[3];
+
+	for (int i = 0; i < 3; i++) {
+		kv_t *db;
+		struct kv_stats st = { .size = sizeof st };
+		double t0 = now_s();
+		int rc = kv_open(dir, o, &db);
+		if (rc)
+			die(rc, "open");
+		t[i] = (now_s() - t0) * 1000;
+		kv_stats(db, &st);
+		*hinted = st.recovered_hint_segments;
+		kv_close(db);
+	}
+	qsort(t, 3, sizeof t[0], cmp_d);
+	return t[1];
+}
+
+static void fill(kv_t *db, long n, int pass)
+{
+	char key[32], val[100];
+
+	memset(val, 'v', sizeof val);
+	for (long i = 0; i < n; i++) {
+		if (pass && i % 2)
+			continue;
+		snprintf(key, sizeof key, "key%013ld", i);
+		val[0] = (char)('a' + pass);
+		int rc = kv_put(db, key, 16, val, sizeof val);
+		if (rc)
+			die(rc, "put");
+	}
+}
+
+int main(int argc, char **argv)
+{
+	long n = argc > 1 ? atol(argv[1]) : 1000000;
+	char tmpl[] = "/tmp/kvbench.XXXXXX";
+	const char *dir = argc > 2 ? argv[2] : mkdtemp(tmpl);
+	kv_options o;
+	kv_t *db;
+	kv_compact_stats cs;
+	uint64_t hinted;
+	int rc;
+
+	kv_options_init(&o);
+	o.flags = KV_CREATE | KV_NO_AUTO_COMPACT;
+	o.max_file_size = 64 << 20;
+	if ((rc = kv_open(dir, &o, &db)) != 0)
+		die(rc, "create");
+	fill(db, n, 0);
+	fill(db, n, 1);
+	kv_close(db);
+	o.flags = KV_NO_AUTO_COMPACT;
+	printf("keys %ld, values 100 B, segments of 64 MiB, dir %s\n", n, dir);
+	printf("open, scanning log segments: %.1f ms (median of 3)\n",
+	       open_ms(dir, &o, &hinted));
+
+	if ((rc = kv_open(dir, &o, &db)) != 0)
+		die(rc, "open");
+	double t0 = now_s();
+	if ((rc = kv_compact(db, &cs)) != 0)
+		die(rc, "compact");
+	double dt = now_s() - t0;
+	double rd = (double)cs.bytes_read / 1e6, wr = (double)cs.bytes_written / 1e6;
+	printf("compaction: %llu segments -> %llu, read %.1f MB, wrote %.1f MB"
+	       " in %.2f s: %.0f MB/s read, %.0f MB/s written\n",
+	       (unsigned long long)cs.segments_in,
+	       (unsigned long long)cs.segments_out, rd, wr, dt, rd / dt,
+	       wr / dt);
+	kv_close(db);
+	double ms = open_ms(dir, &o, &hinted);
+	printf("open, from hint files (%llu segments hinted): %.1f ms "
+	       "(median of 3)\n", (unsigned long long)hinted, ms);
+	return 0;
+}
