@@ -1,0 +1,132 @@
+/* test_hint.c - the hint file codec: round trip, and every kind of damage
+ * refused (a bad hint must cost a scan, never a wrong index). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "hint.h"
+#include "testutil.h"
+
+/* A hint for a segment of three records: put "a", tombstone "bb", put
+ * "ccc" with a TTL; returns the segment size it covers. */
+static uint64_t build(kv__hint_buf *h)
+{
+	kv__rec r[3] = {
+		{ .type = KV__REC_PUT, .klen = 1, .vlen = 10, .lsn = 7 },
+		{ .type = KV__REC_DEL, .klen = 2, .lsn = 9 },
+		{ .type = KV__REC_PUT, .flags = KV__RF_ZLIB, .klen = 3,
+		  .vlen = 300, .lsn = 12, .expire_ms = 123456789 },
+	};
+	const char *keys[3] = { "a", "bb", "ccc" };
+	uint64_t off = KV__FILE_HDR;
+
+	kv__hint_begin(h, 5);
+	for (int i = 0; i < 3; i++) {
+		kv__hint_add(h, &r[i], off, keys[i]);
+		off += kv__rec_size(r[i].klen, r[i].vlen);
+	}
+	assert_int_equal(kv__hint_finish(h, off), 0);
+	return off;
+}
+
+static void test_round_trip(void **state)
+{
+	kv__hint_buf h;
+	uint64_t size = build(&h);
+	kv__hint_ent e;
+	size_t pos = 0;
+
+	(void)state;
+	assert_null(kv__hint_check(h.data, h.len, 5, size));
+	assert_int_equal(kv__hint_count(h.data, h.len), 3);
+	assert_int_equal(kv__hint_next(h.data, h.len, &pos, &e, 1), 1);
+	assert_int_equal(e.rec.type, KV__REC_PUT);
+	assert_int_equal(e.off, 32);
+	assert_memory_equal(e.key, "a", 1);
+	assert_int_equal(kv__hint_next(h.data, h.len, &pos, &e, 1), 1);
+	assert_int_equal(e.rec.type, KV__REC_DEL);
+	assert_int_equal(e.rec.lsn, 9);
+	assert_int_equal(e.off, 32 + 43);
+	assert_int_equal(kv__hint_next(h.data, h.len, &pos, &e, 1), 1);
+	assert_int_equal(e.rec.flags, KV__RF_ZLIB);
+	assert_int_equal(e.rec.vlen, 300);
+	assert_int_equal(e.rec.expire_ms, 123456789);
+	assert_memory_equal(e.key, "ccc", 3);
+	assert_int_equal(kv__hint_next(h.data, h.len, &pos, &e, 1), 0);
+	/* Entry layout and trailer sizes, as kv-format(5) gives them. */
+	assert_int_equal(h.len, 32 + (40 + 1) + (40 + 2) + (40 + 3) + 32);
+	kv__hint_free(&h);
+}
+
+static void test_every_flipped_bit_is_refused(void **state)
+{
+	kv__hint_buf h;
+	uint64_t size = build(&h);
+
+	(void)state;
+	for (size_t i = 0; i < h.len * 8; i++) {
+		h.data[i / 8] ^= (uint8_t)(1u << (i % 8));
+		assert_non_null(kv__hint_check(h.data, h.len, 5, size));
+		h.data[i / 8] ^= (uint8_t)(1u << (i % 8));
+	}
+	assert_null(kv__hint_check(h.data, h.len, 5, size));
+	kv__hint_free(&h);
+}
+
+static void test_wrong_segment_or_size_or_length(void **state)
+{
+	kv__hint_buf h;
+	uint64_t size = build(&h);
+
+	(void)state;
+	assert_non_null(kv__hint_check(h.data, h.len, 6, size)); /* seq */
+	assert_non_null(kv__hint_check(h.data, h.len, 5, size + 1));
+	assert_non_null(kv__hint_check(h.data, h.len, 5, size - 1));
+	for (size_t len = 0; len < h.len; len++)
+		assert_non_null(kv__hint_check(h.data, len, 5, size));
+	kv__hint_free(&h);
+}
+
+/* Entry CRCs, for tools that check entries one by one. */
+static void test_entry_crc(void **state)
+{
+	kv__hint_buf h;
+	kv__hint_ent e;
+	size_t pos = 0;
+
+	(void)state;
+	build(&h);
+	h.data[32 + 41 + 40] ^= 1; /* the key of the second entry */
+	assert_int_equal(kv__hint_next(h.data, h.len, &pos, &e, 1), 1);
+	assert_int_equal(kv__hint_next(h.data, h.len, &pos, &e, 1), -1);
+	pos = 0;
+	assert_int_equal(kv__hint_next(h.data, h.len, &pos, &e, 0), 1);
+	assert_int_equal(kv__hint_next(h.data, h.len, &pos, &e, 0), 1);
+	kv__hint_free(&h);
+}
+
+/* A claimed key length past the end stops the walk, never reads past. */
+static void test_lying_key_length(void **state)
+{
+	kv__hint_buf h;
+	kv__hint_ent e;
+	size_t pos = 0;
+
+	(void)state;
+	build(&h);
+	h.data[32 + 6] = 0xff;
+	h.data[32 + 7] = 0xff;
+	assert_int_equal(kv__hint_next(h.data, h.len, &pos, &e, 0), -1);
+	kv__hint_free(&h);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test(test_every_flipped_bit_is_refused),
+		cmocka_unit_test(test_wrong_segment_or_size_or_length),
+		cmocka_unit_test(test_entry_crc),
+		cmocka_unit_test(test_lying_key_length),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
