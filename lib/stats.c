@@ -6,9 +6,11 @@
 #include "error.h"
 #include "record.h"
 
-/* Expired keys still sit in the keydir until overwritten or compacted;
- * their bytes count as dead. Costs one header read per TTL key. */
-static void count_expired(kv_t *db, struct kv_stats *st)
+/* Calls fn for every key whose value has expired: they stay in the keydir
+ * until overwritten or compacted, and their bytes count as dead. Costs
+ * one header read per TTL key; called with klock held. */
+static void each_expired(kv_t *db, void (*fn)(void *ctx, uint32_t slot,
+					      uint64_t size), void *ctx)
 {
 	uint64_t now = kv__now(db);
 
@@ -23,11 +25,19 @@ static void count_expired(kv_t *db, struct kv_stats *st)
 		if (kv__seg_read(s, KV__LOC_OFF(e->loc), h, sizeof h) ||
 		    kv__rec_decode(h, &r) || r.expire_ms > now)
 			continue;
-		uint64_t size = kv__rec_size(kv__kent_klen(e), e->vlen);
-		st->live_keys--;
-		st->live_bytes -= size;
-		st->dead_bytes += size;
+		fn(ctx, KV__LOC_SLOT(e->loc),
+		   kv__rec_size(kv__kent_klen(e), e->vlen));
 	}
+}
+
+static void expire_total(void *ctx, uint32_t slot, uint64_t size)
+{
+	struct kv_stats *st = ctx;
+
+	(void)slot;
+	st->live_keys--;
+	st->live_bytes -= size;
+	st->dead_bytes += size;
 }
 
 KV_API int kv_stats(kv_t *db, struct kv_stats *out)
@@ -52,7 +62,7 @@ KV_API int kv_stats(kv_t *db, struct kv_stats *out)
 	}
 	out->live_keys = kv__kd_count(&db->kd);
 	out->keydir_bytes = kv__kd_bytes(&db->kd) + db->order.bytes;
-	count_expired(db, out);
+	each_expired(db, expire_total, out);
 	pthread_rwlock_unlock(&db->klock);
 	out->last_lsn = db->next_lsn - 1;
 	pthread_mutex_unlock(&db->wlock);
@@ -68,6 +78,21 @@ KV_API int kv_stats(kv_t *db, struct kv_stats *out)
 	out->compaction_freed_bytes = db->compact.freed;
 	pthread_mutex_unlock(&db->compact.mu);
 	return 0;
+}
+
+/* Per-segment figures, indexed by slot while they are collected. */
+struct by_slot {
+	kv_segment_stats *all;
+	uint32_t *index;      /* slot -> position in all */
+};
+
+static void expire_segment(void *ctx, uint32_t slot, uint64_t size)
+{
+	struct by_slot *b = ctx;
+	kv_segment_stats *s = &b->all[b->index[slot]];
+
+	s->live_bytes -= size;
+	s->dead_bytes += size;
 }
 
 static int by_seq(const void *a, const void *b)
@@ -88,10 +113,12 @@ KV_API int kv_stats_segments(kv_t *db, kv_segment_stats *arr, size_t cap,
 	pthread_mutex_lock(&db->wlock);
 	pthread_rwlock_rdlock(&db->klock);
 	all = calloc(db->nsegs ? db->nsegs : 1, sizeof *all);
-	for (uint32_t i = 0; all && i < db->nslots; i++) {
+	uint32_t *index = calloc(db->nslots ? db->nslots : 1, sizeof *index);
+	for (uint32_t i = 0; all && index && i < db->nslots; i++) {
 		kv__seg *s = db->segs[i];
 		if (!s)
 			continue;
+		index[i] = (uint32_t)k;
 		all[k++] = (kv_segment_stats){
 			.seq = s->seq, .bytes = s->size,
 			.live_bytes = s->live_bytes,
@@ -102,10 +129,16 @@ KV_API int kv_stats_segments(kv_t *db, kv_segment_stats *arr, size_t cap,
 				 (s->has_hint ? KV_SEGMENT_HINT : 0),
 		};
 	}
+	if (all && index)
+		each_expired(db, expire_segment,
+			     &(struct by_slot){ .all = all, .index = index });
 	pthread_rwlock_unlock(&db->klock);
 	pthread_mutex_unlock(&db->wlock);
-	if (!all)
+	free(index);
+	if (!all || !index) {
+		free(all);
 		return kv__fail(KV_ENOMEM, "out of memory for segment figures");
+	}
 	qsort(all, k, sizeof *all, by_seq);
 	*n = k;
 	if (arr && cap)

@@ -41,6 +41,13 @@ static void test_expired_keys_are_invisible_everywhere(void **state)
 	assert_int_equal(st.live_keys, 1);
 	assert_int_equal(st.live_bytes, 32 + 1 + 4);
 	assert_int_equal(st.dead_bytes, 37);
+	/* ...in the segment's own figures too. */
+	kv_segment_stats seg[2];
+	size_t nseg;
+	TU_OK(kv_stats_segments(db, seg, 2, &nseg));
+	assert_int_equal(nseg, 1);
+	assert_int_equal(seg[0].live_bytes, 37);
+	assert_int_equal(seg[0].dead_bytes, 37);
 	kv_close(db);
 	/* Reopening after expiry drops the key from the index for good, so a
 	 * clock turned back afterwards does not bring it back. */
