@@ -703,13 +703,7 @@ static void wait_ms(kv__compact *c, unsigned ms)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	kv__deadline(&ts, ms);
 	while (!c->kick && !atomic_load(&c->stop) &&
 	       pthread_cond_timedwait(&c->cv, &c->mu, &ts) == 0)
 		;

@@ -23,6 +23,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "keydir.h"
 #include "kv.h"
@@ -115,5 +116,7 @@ void kv__sync_stop(kv_t *db);
 int kv__sync_to(kv_t *db, uint64_t pos);
 /* Marks the store poisoned after a failed fsync; returns KV_EIO. */
 int kv__poison(kv_t *db);
+/* The CLOCK_REALTIME time ms from now, for pthread_cond_timedwait. */
+void kv__deadline(struct timespec *ts, unsigned ms);
 
 #endif

@@ -27,35 +27,24 @@ static int sys_fstat_size(int fd, uint64_t *size)
 	return 0;
 }
 
-const kv__io_ops kv__io_default = {
-	.open = sys_open,
-	.close = close,
-	.pread = pread,
-	.pwritev = pwritev,
-	.fsync = fsync,
-	.fdatasync = fdatasync,
-	.rename = rename,
-	.unlink = unlink,
-	.ftruncate = ftruncate,
-	.mmap = mmap,
-	.munmap = munmap,
-	.fstat_size = sys_fstat_size,
-};
+/* The real calls, written once for both tables. */
+#define KV__IO_SYSTEM {                  \
+	.open = sys_open,                \
+	.close = close,                  \
+	.pread = pread,                  \
+	.pwritev = pwritev,              \
+	.fsync = fsync,                  \
+	.fdatasync = fdatasync,          \
+	.rename = rename,                \
+	.unlink = unlink,                \
+	.ftruncate = ftruncate,          \
+	.mmap = mmap,                    \
+	.munmap = munmap,                \
+	.fstat_size = sys_fstat_size,    \
+}
 
-kv__io_ops kv__io = {
-	.open = sys_open,
-	.close = close,
-	.pread = pread,
-	.pwritev = pwritev,
-	.fsync = fsync,
-	.fdatasync = fdatasync,
-	.rename = rename,
-	.unlink = unlink,
-	.ftruncate = ftruncate,
-	.mmap = mmap,
-	.munmap = munmap,
-	.fstat_size = sys_fstat_size,
-};
+const kv__io_ops kv__io_default = KV__IO_SYSTEM;
+kv__io_ops kv__io = KV__IO_SYSTEM;
 
 int kv__io_pread_all(int fd, void *buf, size_t n, uint64_t off)
 {

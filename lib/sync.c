@@ -66,6 +66,17 @@ int kv__sync_to(kv_t *db, uint64_t pos)
 	return 0;
 }
 
+void kv__deadline(struct timespec *ts, unsigned ms)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
 static void *interval_main(void *arg)
 {
 	kv_t *db = arg;
@@ -76,13 +87,7 @@ static void *interval_main(void *arg)
 	while (!sy->stop) {
 		struct timespec ts;
 
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += ms / 1000;
-		ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		kv__deadline(&ts, ms);
 		pthread_cond_timedwait(&sy->tick, &sy->mu, &ts);
 		if (sy->stop)
 			break;
