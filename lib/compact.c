@@ -226,6 +226,7 @@ static int new_output(job *j)
 	j->out[j->nout] = s;
 	kv__hint_begin(&j->hint[j->nout], s->seq);
 	j->nout++;
+	j->st.bytes_written += KV__FILE_HDR;
 	return 0;
 }
 

@@ -461,12 +461,13 @@ static void purge(kv_t *db)
 static const char *check_entries(const uint8_t *img, size_t len,
 				 const kv__seg *s)
 {
-	uint64_t expect = KV__FILE_HDR;
+	uint64_t expect = KV__FILE_HDR, n = 0;
 	size_t pos = 0;
 	kv__hint_ent e;
 	int more;
 
 	while ((more = kv__hint_next(img, len, &pos, &e, 0)) == 1) {
+		n++;
 		const kv__rec *r = &e.rec;
 		if (e.off != expect || r->klen == 0 || r->lsn == 0 ||
 		    (r->type != KV__REC_PUT && r->type != KV__REC_DEL) ||
@@ -477,6 +478,8 @@ static const char *check_entries(const uint8_t *img, size_t len,
 	}
 	if (more < 0)
 		return "hint entry out of bounds";
+	if (n != kv__hint_count(img, len))
+		return "hint entry count mismatch";
 	return expect == s->size ? NULL : "hint does not cover the segment";
 }
 
