@@ -74,6 +74,46 @@ static void fill(kv_t *db, long n, int pass)
 	}
 }
 
+static int count_pair(void *ctx, const void *k, size_t kl, const void *v,
+		      size_t vl)
+{
+	(void)k; (void)kl; (void)v; (void)vl;
+	++*(int *)ctx;
+	return 0;
+}
+
+/* kv_scan of 100 keys from random starts: the first scan builds the
+ * ordered index (timed apart), then the median of 1,001 scans. */
+static void scan_figures(const char *dir, const kv_options *o, long n)
+{
+	static double t[1001];
+	char key[32];
+	kv_t *db;
+	int got = 0, rc = kv_open(dir, o, &db);
+
+	if (rc)
+		die(rc, "open");
+	double t0 = now_s();
+	if ((rc = kv_scan(db, NULL, 0, NULL, 0, NULL, 0, 1, count_pair, &got)))
+		die(rc, "scan");
+	printf("first kv_scan (builds the ordered index of %ld keys): %.0f ms\n",
+	       n, (now_s() - t0) * 1000);
+	srand(1);
+	for (int i = 0; i < 1001; i++) {
+		snprintf(key, sizeof key, "key%013ld", (long)rand() % n);
+		got = 0;
+		t0 = now_s();
+		rc = kv_scan(db, key, 16, NULL, 0, NULL, 0, 100, count_pair, &got);
+		t[i] = (now_s() - t0) * 1e6;
+		if (rc || got == 0)
+			die(rc, "scan");
+	}
+	qsort(t, 1001, sizeof t[0], cmp_d);
+	printf("kv_scan of 100 keys: median %.1f us, 99th percentile %.1f us\n",
+	       t[500], t[990]);
+	kv_close(db);
+}
+
 int main(int argc, char **argv)
 {
 	long n = argc > 1 ? atol(argv[1]) : 1000000;
@@ -114,5 +154,6 @@ int main(int argc, char **argv)
 	double ms = open_ms(dir, &o, &hinted);
 	printf("open, from hint files (%llu segments hinted): %.1f ms "
 	       "(median of 3)\n", (unsigned long long)hinted, ms);
+	scan_figures(dir, &o, n);
 	return 0;
 }
