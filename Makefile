@@ -39,7 +39,8 @@ TEST_CFLAGS = $(ALL_CFLAGS) -Wno-conversion -Itest/helpers \
 TEST_LIBS = $(B)/libkv.a $(DEP_LIBS) $(shell $(PKG_CONFIG) --libs cmocka)
 
 .PHONY: all deps example examples check check-asan check-tsan test-run \
-	man-check cxx-check bench-compact clean
+	man-check cxx-check bench-compact kvctl-check python-check rust-check \
+	clean
 .DELETE_ON_ERROR:
 # Keep objects built by pattern rules (helpers) between runs.
 .SECONDARY:
@@ -72,15 +73,47 @@ $(B)/libkv.pc: pkgconfig/libkv.pc.in include/kv.h | $(B)/obj
 		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
 		$< > $@
 
-# ---- examples ----
+# ---- examples: each takes a store directory and exits 0 when all it
+# ---- checked held; `make example` runs the quickstart, `make examples` all
 
-$(B)/quickstart: examples/quickstart.c $(B)/libkv.so
+EXAMPLE_SRC := $(wildcard examples/*.c)
+EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(B)/ex_%)
+
+$(B)/ex_%: examples/%.c $(B)/libkv.so
 	$(CC) -std=c11 $(WARN) -g -Iinclude $(SAN) $(CFLAGS) $< -o $@ \
-		-L$(B) -Wl,-rpath,'$$ORIGIN' -lkv $(LDFLAGS)
+		-L$(B) -Wl,-rpath,'$$ORIGIN' -lkv -pthread $(LDFLAGS)
 
-example examples: all $(B)/quickstart
+example: all $(B)/ex_quickstart
 	@dir=$$(mktemp -d) && echo "quickstart: store in $$dir/store" && \
-		$(B)/quickstart "$$dir/store" && rm -rf "$$dir"
+		$(B)/ex_quickstart "$$dir/store" && rm -rf "$$dir"
+
+examples: all $(EXAMPLE_BIN)
+	@for ex in $(EXAMPLE_BIN); do \
+		dir=$$(mktemp -d) && echo "== $${ex##*/ex_}: store in $$dir/store" && \
+		$$ex "$$dir/store" && rm -rf "$$dir" || exit 1; \
+	done
+
+# ---- kvctl: linked with libkv.a, so an installed kvctl needs no rpath ----
+
+$(B)/kvctl: tools/kvctl.c include/kv.h $(B)/libkv.a
+	$(CC) -std=c11 $(WARN) -O2 -g -D_GNU_SOURCE -Iinclude $(SAN) \
+		$(shell $(PKG_CONFIG) --cflags libbsd) $(CFLAGS) $< -o $@ \
+		$(B)/libkv.a $(DEP_LIBS) $(LDFLAGS)
+
+kvctl-check: $(B)/kvctl
+	test/kvctl/run.sh $(B)/kvctl
+
+# ---- bindings ----
+
+python-check: $(B)/libkv.so
+	LIBKV_LIBRARY=$(CURDIR)/$(B)/libkv.so python3 -m unittest discover \
+		-s bindings/python/tests -t bindings/python
+
+rust-check: $(B)/libkv.so
+	@if command -v cargo >/dev/null 2>&1; then \
+		cd bindings/rust && LIBKV_LIB_DIR=$(CURDIR)/$(B) \
+		cargo test --offline; \
+	else echo "rust-check: cargo is not installed; skipped"; fi
 
 # ---- measurements (bench/RESULTS.md) ----
 

@@ -240,6 +240,9 @@ KV_API int kv_get_view(kv_t *db, const void *key, size_t klen,
 		       kv_view_fn fn, void *ctx);
 /* KV_OK if a live value exists, else KV_ENOTFOUND. */
 KV_API int kv_exists(kv_t *db, const void *key, size_t klen);
+/* The key's expiry as Unix time in ms, or 0 if it never expires. */
+KV_API int kv_expiry(kv_t *db, const void *key, size_t klen,
+		     uint64_t *expire_ms);
 /* KV_ENOTFOUND (and nothing written) if the key has no live value. */
 KV_API int kv_delete(kv_t *db, const void *key, size_t klen);
 
@@ -280,6 +283,27 @@ KV_API int kv_stats(kv_t *db, struct kv_stats *out);
 /* Fills up to cap entries, oldest first; *n is the number of segments. */
 KV_API int kv_stats_segments(kv_t *db, kv_segment_stats *arr, size_t cap,
 			     size_t *n);
+
+/* What kv_verify() checked and found. */
+typedef struct kv_verify_stats {
+	uint64_t segments;         /* segment files read */
+	uint64_t records;          /* sound records */
+	uint64_t bytes;            /* bytes read, file headers included */
+	uint64_t bad_ranges;       /* damaged places found */
+	uint64_t bad_bytes;        /* bytes in them */
+	uint64_t reserved[3];
+} kv_verify_stats;
+
+/*
+ * Reads every record of every segment, live or dead, and checks its bounds
+ * and CRC (open checks only the log, and reads check only what they read).
+ * KV_ECORRUPT when anything is damaged: kv_errmsg() names the first file
+ * and offset, and out counts every damaged place. progress (may be NULL)
+ * sees bytes read so far and in all; non-zero from it stops with
+ * KV_ECANCELED. Works on read-only handles. out may be NULL.
+ */
+KV_API int kv_verify(kv_t *db, kv_progress_fn progress, void *ctx,
+		     kv_verify_stats *out);
 
 /* ---- space reclamation ---- */
 

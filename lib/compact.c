@@ -31,6 +31,7 @@
 #include "io.h"
 #include "le.h"
 #include "record.h"
+#include "walk.h"
 
 #define OUT_BUFFER (1u << 20)   /* output write buffer */
 #define SWITCH_STEP 256         /* keys switched per exclusive lock hold */
@@ -62,8 +63,8 @@ typedef struct job {
 	uint64_t obs_seq;       /* the obsolete list, once written */
 	move *moves;
 	size_t nmoves, capmoves;
-	uint8_t *scratch;
-	size_t scap;
+	kv__walk walk;
+	int skipped;            /* KV_SALVAGE skipped damage in an input */
 	kv_compact_stats st;
 } job;
 
@@ -360,17 +361,22 @@ static int progress(job *j)
 	return 0;
 }
 
-static const uint8_t *record_at(job *j, kv__seg *s, uint64_t off,
-				uint64_t size)
+/* A damaged range in an input: in a KV_SALVAGE store it is skipped (the
+ * rest of the segment is copied and the damage leaves with the file);
+ * otherwise the compaction stops before it changes anything. */
+static int damaged(job *j, kv__seg *s, uint64_t *off, const char *why)
 {
-	const uint8_t *p = kv__seg_ptr(s, off, (size_t)size);
-
-	if (p)
-		return p;
-	if (grow((void **)&j->scratch, &j->scap, (size_t)size, 1) ||
-	    kv__seg_read(s, off, j->scratch, (size_t)size))
-		return NULL;
-	return j->scratch;
+	if (!(j->db->opts.flags & KV_SALVAGE))
+		return kv__fail(KV_ECORRUPT, "%s: bad record at offset %" PRIu64
+				" during compaction: %s", s->name, *off, why);
+	uint64_t next = kv__walk_resync(&j->walk, s, *off, s->size);
+	kv__log(j->db, KV_LOG_WARN, "%s: compaction skipped %" PRIu64
+		" damaged bytes at offset %" PRIu64 " (%s)", s->name,
+		next - *off, *off, why);
+	j->done += next - *off;
+	*off = next;
+	j->skipped = 1;
+	return 0;
 }
 
 /* Copies what must survive of one input segment. Its records were
@@ -380,20 +386,17 @@ static int copy_segment(job *j, kv__seg *s)
 {
 	j->done += KV__FILE_HDR; /* totals count whole files */
 	for (uint64_t off = KV__FILE_HDR; off < s->size;) {
-		uint8_t h[KV__REC_HDR];
 		const uint8_t *rec;
-		const char *why = "truncated record";
 		kv__rec r;
 		int rc;
+		const char *why = kv__walk_check(&j->walk, s, off, s->size, &r,
+						 &rec);
 
-		if (s->size - off < KV__REC_HDR || kv__seg_read(s, off, h, sizeof h) ||
-		    (why = kv__rec_decode(h, &r)) != NULL ||
-		    kv__rec_size(r.klen, r.vlen) > s->size - off ||
-		    !(rec = record_at(j, s, off, kv__rec_size(r.klen, r.vlen))) ||
-		    !kv__rec_crc_ok(&r, rec))
-			return kv__fail(KV_ECORRUPT, "%s: bad record at offset "
-					"%" PRIu64 " during compaction: %s",
-					s->name, off, why ? why : "checksum mismatch");
+		if (why) {
+			if ((rc = damaged(j, s, &off, why)) != 0)
+				return rc;
+			continue;
+		}
 		rc = r.type == KV__REC_PUT ? copy_put(j, s, off, &r, rec)
 					   : copy_del(j, &r, rec);
 		off += kv__rec_size(r.klen, r.vlen);
@@ -540,7 +543,8 @@ static void switch_keys(job *j)
 			 * entry on its old record, which stays readable. */
 			if (kv__seg_read(s, off, h, sizeof h) ||
 			    kv__rec_decode(h, &r) ||
-			    !(key = record_at(j, s, off + KV__REC_HDR, r.klen)))
+			    !(key = kv__walk_bytes(&j->walk, s,
+						   off + KV__REC_HDR, r.klen)))
 				continue;
 			switch_one(j, m, key, r.klen);
 		}
@@ -548,11 +552,45 @@ static void switch_keys(job *j)
 	}
 }
 
+static int is_input(const job *j, uint32_t slot)
+{
+	for (size_t i = 0; i < j->nin; i++)
+		if (j->in[i]->slot == slot)
+			return 1;
+	return 0;
+}
+
+/* After a salvage skip, keys whose record was in the damaged range still
+ * point into an input: their value is lost, so drop them rather than
+ * leave them pointing at a deleted file. Called with klock held. */
+static void drop_lost_keys(job *j)
+{
+	kv_t *db = j->db;
+	uint64_t lost = 0;
+
+	for (uint32_t id = 0; id < db->kd.nids; id++) {
+		kv__kent *e = kv__kd_ent(&db->kd, id);
+		if (e->key == 0 || !is_input(j, KV__LOC_SLOT(e->loc)))
+			continue;
+		const uint8_t *key = kv__kd_key(&db->kd, id);
+		size_t klen = kv__kent_klen(e);
+		if (db->order_built)
+			kv__order_remove(&db->order, key, klen);
+		kv__kd_remove(&db->kd, id, kv__kd_hash(key, klen));
+		lost++;
+	}
+	if (lost)
+		kv__log(db, KV_LOG_ERROR, "salvage: %" PRIu64 " keys lost "
+			"with damaged records", lost);
+}
+
 static void drop_inputs(job *j)
 {
 	kv_t *db = j->db;
 
 	pthread_rwlock_wrlock(&db->klock);
+	if (j->skipped)
+		drop_lost_keys(j);
 	for (size_t i = 0; i < j->nin; i++) {
 		db->segs[j->in[i]->slot] = NULL;
 		db->nsegs--;
@@ -669,7 +707,7 @@ static void finish(job *j, kv_compact_stats *out)
 	free(j->out);
 	free(j->hint);
 	free(j->moves);
-	free(j->scratch);
+	kv__walk_free(&j->walk);
 }
 
 static int compact(kv_t *db, int force, kv_compact_stats *out)

@@ -483,6 +483,22 @@ KV_API int kv_exists(kv_t *db, const void *key, size_t klen)
 	return rc;
 }
 
+KV_API int kv_expiry(kv_t *db, const void *key, size_t klen,
+		     uint64_t *expire_ms)
+{
+	kv__fetch f;
+	int rc;
+
+	if (!expire_ms)
+		return kv__fail(KV_EINVAL, "kv_expiry: expire_ms is NULL");
+	*expire_ms = 0;
+	if ((rc = lookup(db, key, klen, &f)) != 0)
+		return rc;
+	*expire_ms = f.hdr.expire_ms;
+	kv__fetch_release(&f);
+	return 0;
+}
+
 KV_API int kv_get_view(kv_t *db, const void *key, size_t klen,
 		       kv_view_fn fn, void *ctx)
 {

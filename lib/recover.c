@@ -30,12 +30,12 @@
 #include "io.h"
 #include "le.h"
 #include "record.h"
+#include "walk.h"
 
 typedef struct rstate {
 	uint64_t *lsns;      /* per keydir id: LSN of its newest record */
 	uint32_t nlsns;
-	uint8_t *scratch;    /* a record's bytes when it is not mapped */
-	size_t scap;
+	kv__walk walk;       /* a record's bytes when it is not mapped */
 	uint64_t max_lsn;
 	uint64_t now;
 } rstate;
@@ -226,45 +226,10 @@ static int carry_out_obsolete(kv_t *db, listing *l)
 	return 0;
 }
 
-/* The bytes of a record, from the map or read into the scratch buffer. */
-static const uint8_t *record_bytes(rstate *st, kv__seg *s, uint64_t off,
-				   uint64_t size)
-{
-	const uint8_t *p = kv__seg_ptr(s, off, size);
-
-	if (p)
-		return p;
-	if (size > st->scap) {
-		uint8_t *b = realloc(st->scratch, size);
-		if (!b)
-			return NULL;
-		st->scratch = b;
-		st->scap = size;
-	}
-	return kv__seg_read(s, off, st->scratch, size) ? NULL : st->scratch;
-}
-
-/* Checks the record at off; its bounds come first, so a lying length
- * never causes an allocation or a read past the end. */
 static const char *check_one(rstate *st, kv__seg *s, uint64_t off,
 			     uint64_t end, kv__rec *r)
 {
-	uint8_t h[KV__REC_HDR];
-	const char *why;
-	const uint8_t *p;
-
-	if (end - off < KV__REC_HDR)
-		return "truncated record header";
-	if (kv__seg_read(s, off, h, sizeof h))
-		return "unreadable record header";
-	if ((why = kv__rec_decode(h, r)) != NULL)
-		return why;
-	if (kv__rec_size(r->klen, r->vlen) > end - off)
-		return "record runs past the end of the file";
-	p = record_bytes(st, s, off, kv__rec_size(r->klen, r->vlen));
-	if (!p)
-		return "unreadable record";
-	return kv__rec_crc_ok(r, p) ? NULL : "checksum mismatch";
+	return kv__walk_check(&st->walk, s, off, end, r, NULL);
 }
 
 /* Checks a record, or a whole batch when the record starts one: a batch
@@ -370,7 +335,8 @@ static int apply_run(kv_t *db, rstate *st, kv__seg *s, uint64_t off,
 
 		kv__seg_read(s, off, h, sizeof h);
 		kv__rec_decode(h, &r);
-		p = record_bytes(st, s, off, KV__REC_HDR + (uint64_t)r.klen);
+		p = kv__walk_bytes(&st->walk, s, off,
+				   KV__REC_HDR + (uint64_t)r.klen);
 		if (!p)
 			return kv__fail(KV_ENOMEM, "out of memory reading %s",
 					s->name);
@@ -435,6 +401,8 @@ static int scan(kv_t *db, rstate *st, kv__seg *s, int newest)
 			next - off, off, why);
 		db->skipped_bytes += next - off;
 		db->skipped_records++;
+		/* Dead, so a compaction rewrites the segment without it. */
+		s->dead_bytes += next - off;
 		off = next;
 	}
 	return 0;
@@ -631,6 +599,6 @@ int kv__recover(kv_t *db)
 	}
 	listing_free(&l);
 	free(st.lsns);
-	free(st.scratch);
+	kv__walk_free(&st.walk);
 	return rc;
 }
