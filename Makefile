@@ -4,6 +4,7 @@
 # Both install missing Debian build dependencies first (scripts/deps.sh).
 
 PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 MANDIR ?= $(PREFIX)/share/man
@@ -40,7 +41,7 @@ TEST_LIBS = $(B)/libkv.a $(DEP_LIBS) $(shell $(PKG_CONFIG) --libs cmocka)
 
 .PHONY: all deps example examples check check-asan check-tsan test-run \
 	man-check cxx-check bench-compact kvctl-check python-check rust-check \
-	clean
+	install uninstall install-check clean
 .DELETE_ON_ERROR:
 # Keep objects built by pattern rules (helpers) between runs.
 .SECONDARY:
@@ -68,10 +69,11 @@ $(B)/libkv.so: $(B)/libkv.so.$(VERSION)
 	ln -sf libkv.so.$(VERSION) $(B)/libkv.so.$(MAJOR)
 	ln -sf libkv.so.$(VERSION) $@
 
+PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|'
+
 $(B)/libkv.pc: pkgconfig/libkv.pc.in include/kv.h | $(B)/obj
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
-		-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' \
-		$< > $@
+	$(PC_SED) $< > $@
 
 # ---- examples: each takes a store directory and exits 0 when all it
 # ---- checked held; `make example` runs the quickstart, `make examples` all
@@ -115,6 +117,36 @@ rust-check: $(B)/libkv.so
 		cargo test --offline; \
 	else echo "rust-check: cargo is not installed; skipped"; fi
 
+# ---- install: every path under $(DESTDIR); `make uninstall` reverses it ----
+
+MAN_PAGES := $(wildcard man/man1/*.1 man/man3/*.3 man/man5/*.5)
+INSTALL ?= install
+
+install: all $(B)/kvctl
+	$(INSTALL) -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
+		$(DESTDIR)$(BINDIR)
+	$(INSTALL) -m 644 include/kv.h $(DESTDIR)$(INCLUDEDIR)/kv.h
+	$(INSTALL) -m 755 $(B)/libkv.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
+	ln -sf libkv.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libkv.so.$(MAJOR)
+	ln -sf libkv.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libkv.so
+	$(INSTALL) -m 644 $(B)/libkv.a $(DESTDIR)$(LIBDIR)/libkv.a
+	$(PC_SED) pkgconfig/libkv.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/libkv.pc
+	$(INSTALL) -m 755 $(B)/kvctl $(DESTDIR)$(BINDIR)/kvctl
+	scripts/install-man.sh install $(DESTDIR)$(MANDIR) $(MAN_PAGES)
+
+uninstall:
+	rm -f $(DESTDIR)$(INCLUDEDIR)/kv.h $(DESTDIR)$(BINDIR)/kvctl \
+		$(DESTDIR)$(LIBDIR)/libkv.so.$(VERSION) \
+		$(DESTDIR)$(LIBDIR)/libkv.so.$(MAJOR) $(DESTDIR)$(LIBDIR)/libkv.so \
+		$(DESTDIR)$(LIBDIR)/libkv.a $(DESTDIR)$(LIBDIR)/pkgconfig/libkv.pc
+	scripts/install-man.sh uninstall $(DESTDIR)$(MANDIR) $(MAN_PAGES)
+
+# Installs into a temporary DESTDIR and builds the quickstart from it with
+# pkg-config alone, shared and static; then uninstalls and checks that
+# nothing is left.
+install-check: all $(B)/kvctl
+	scripts/install-check.sh
+
 # ---- measurements (bench/RESULTS.md) ----
 
 $(B)/reopen_compact: bench/reopen_compact.c $(B)/libkv.so
@@ -147,7 +179,7 @@ man-check: $(B)/libkv.so
 test-run: all $(TEST_BIN)
 	@scripts/run-tests.sh $(TEST_BIN)
 
-check: test-run man-check cxx-check examples
+check: test-run man-check cxx-check examples install-check
 
 check-asan:
 	$(MAKE) B=build-asan SAN="-fsanitize=address,undefined \
