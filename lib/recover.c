@@ -492,6 +492,27 @@ reject:
 
 /* ---- the open sequence ---- */
 
+/* A segment whose header is damaged cannot be read at all: salvage leaves
+ * it out, and a writer renames it to "<name>.damaged" so that later opens
+ * without KV_SALVAGE work again, while its bytes stay for inspection. */
+static void set_aside(kv_t *db, uint64_t seq)
+{
+	char name[KV__NAME_MAX], from[PATH_MAX], to[PATH_MAX + 16];
+
+	kv__log(db, KV_LOG_WARN, "salvage skipped a file: %s", kv_errmsg());
+	db->skipped_records++;
+	if (db->rdonly)
+		return;
+	kv__seg_name(name, seq, KV__SEG_SUFFIX);
+	snprintf(from, sizeof from, "%s/%s", db->dir, name);
+	snprintf(to, sizeof to, "%s.damaged", from);
+	if (kv__io.rename(from, to) || kv__io_fsync_dir(db->dir))
+		kv__log(db, KV_LOG_ERROR, "%s: could not set it aside", from);
+	else
+		kv__log(db, KV_LOG_WARN, "%s: set aside as %s.damaged", name,
+			name);
+}
+
 /* Opens and lists every segment; a salvage open skips unreadable ones. */
 static int open_all(kv_t *db, const listing *l, kv__seg **tail)
 {
@@ -501,9 +522,7 @@ static int open_all(kv_t *db, const listing *l, kv__seg **tail)
 		int rc = kv__seg_open(db->dir, l->segs[i], db->rdonly, 0, &s);
 
 		if (rc == KV_ECORRUPT && (db->opts.flags & KV_SALVAGE)) {
-			kv__log(db, KV_LOG_WARN, "salvage skipped a file: %s",
-				kv_errmsg());
-			db->skipped_records++;
+			set_aside(db, l->segs[i]);
 			continue;
 		}
 		if (rc)
@@ -529,8 +548,10 @@ static int load_all(kv_t *db, rstate *st, const listing *l, kv__seg *tail)
 
 		if (!s)
 			continue;
+		/* Salvage reads every record: a hint would hide damage in
+		 * the segment it describes. */
 		if (listed(l->hints, l->nhints, s->seq) && s != tail &&
-		    load_hint(db, st, s, &rc))
+		    !(db->opts.flags & KV_SALVAGE) && load_hint(db, st, s, &rc))
 			continue;
 		if (rc == 0)
 			rc = scan(db, st, s, s == tail);

@@ -125,6 +125,10 @@ KV_API int kv_verify(kv_t *db, kv_progress_fn progress, void *ctx,
 	}
 	free(segs);
 	kv__walk_free(&c.walk);
+	/* The last report always says done == total. */
+	if (rc == 0 && progress && c.told != c.st.bytes &&
+	    progress(ctx, c.st.bytes, c.total))
+		rc = kv__fail(KV_ECANCELED, "verify canceled");
 	if (out)
 		*out = c.st;
 	if (rc == 0 && c.st.bad_ranges)

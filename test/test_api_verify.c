@@ -2,6 +2,7 @@
  * KV_SALVAGE + kv_compact repairs a store; kv_expiry reports TTLs. */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "testutil.h"
 
@@ -146,6 +147,68 @@ static void test_salvage_and_compact_repair_a_store(void **state)
 	tu_rmdir(dir);
 }
 
+/* Damage inside a segment written by compaction, which open normally
+ * loads from its hint without reading: salvage reads it anyway. */
+static void test_repair_reaches_hinted_segments(void **state)
+{
+	char *dir = tu_mkdir();
+	kv_options o;
+	kv_segment_stats seg[64];
+	size_t n;
+	kv_t *db;
+
+	(void)state;
+	build(dir, &o);
+	db = tu_open(dir, &o);
+	/* Segment 16 holds the live k10 and k11: overwriting k10 leaves it
+	 * half dead, so compaction copies k11 into a hinted segment. */
+	TU_OK(tu_put(db, "k10", "new"));
+	TU_OK(kv_compact(db, NULL));
+	TU_OK(kv_stats_segments(db, seg, 64, &n));
+	kv_close(db);
+	uint64_t hinted = 0;
+	for (size_t i = 0; i < n; i++)
+		if (seg[i].flags & KV_SEGMENT_HINT)
+			hinted = seg[i].seq;
+	assert_true(hinted != 0);
+	const char *p = tu_seg_path(dir, hinted);
+	tu_poke(p, 32 + 120, tu_peek(p, 32 + 120) ^ 0x10);
+	db = tu_open(dir, &o);
+	assert_int_equal(kv_verify(db, NULL, NULL, NULL), KV_ECORRUPT);
+	kv_close(db);
+	o.flags = KV_SALVAGE | KV_NO_AUTO_COMPACT;
+	db = tu_open(dir, &o);
+	TU_OK(kv_compact(db, NULL));
+	TU_OK(kv_verify(db, NULL, NULL, NULL));
+	kv_close(db);
+	tu_rmdir(dir);
+}
+
+/* A damaged file header: salvage sets the file aside, and the store then
+ * opens without KV_SALVAGE again. */
+static void test_repair_sets_aside_a_file_with_a_bad_header(void **state)
+{
+	char *dir = tu_mkdir();
+	kv_options o;
+	kv_t *db = NULL;
+
+	(void)state;
+	build(dir, &o);
+	tu_poke(tu_seg_path(dir, 3), 3, 'X');
+	o.flags = KV_NO_AUTO_COMPACT;
+	assert_int_equal(kv_open(dir, &o, &db), KV_ECORRUPT);
+	o.flags = KV_SALVAGE | KV_NO_AUTO_COMPACT;
+	db = tu_open(dir, &o);
+	kv_close(db);
+	assert_int_equal(access(tu_path(dir, "0000000000000003.seg.damaged"),
+				F_OK), 0);
+	o.flags = KV_NO_AUTO_COMPACT;
+	db = tu_open(dir, &o);
+	TU_OK(kv_verify(db, NULL, NULL, NULL));
+	kv_close(db);
+	tu_rmdir(dir);
+}
+
 static void test_expiry(void **state)
 {
 	char *dir = tu_mkdir();
@@ -179,6 +242,8 @@ int main(void)
 		cmocka_unit_test(test_damage_in_a_dead_record_is_found),
 		cmocka_unit_test(test_progress_and_cancel),
 		cmocka_unit_test(test_salvage_and_compact_repair_a_store),
+		cmocka_unit_test(test_repair_reaches_hinted_segments),
+		cmocka_unit_test(test_repair_sets_aside_a_file_with_a_bad_header),
 		cmocka_unit_test(test_expiry),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
