@@ -44,6 +44,7 @@ typedef struct run {
 	kv__rec rec;         /* the first record */
 	uint64_t bytes;      /* of the record, or of the whole batch */
 	uint32_t nrecs;
+	uint64_t bad;        /* when unsound: offset of the failing record */
 } run;
 
 static int cmp_u64(const void *a, const void *b)
@@ -241,10 +242,12 @@ static const char *check_run(rstate *st, kv__seg *s, uint64_t off,
 	kv__rec prev = out->rec, r;
 	uint64_t at = off + kv__rec_size(prev.klen, prev.vlen);
 
+	out->bad = off;
 	if (why)
 		return why;
 	out->nrecs = 1;
 	while (prev.batch_left > 0) {
+		out->bad = at;
 		if ((why = check_one(st, s, at, end, &r)) != NULL)
 			return "batch cut short";
 		if (r.batch_left != prev.batch_left - 1 || r.lsn != prev.lsn + 1)
@@ -376,34 +379,84 @@ static int cut_tail(kv_t *db, kv__seg *s, uint64_t off, const char *why)
 	return kv__seg_truncate(s, off);
 }
 
-static int scan(kv_t *db, rstate *st, kv__seg *s, int newest)
+/* Whether [from, to) holds a whole 512-byte sector of zeros, aligned as
+ * the disk writes it. A crash leaves blocks that were never written as
+ * zeros, so a hole like that before sound records is a torn write; other
+ * bad bytes followed by sound records are damage. */
+static int zero_sector(rstate *st, kv__seg *s, uint64_t from, uint64_t to)
 {
-	uint64_t off = KV__FILE_HDR, end = s->size;
+	for (uint64_t p = (from + 511) & ~UINT64_C(511); p + 512 <= to;
+	     p += 512) {
+		const uint8_t *b = kv__walk_bytes(&st->walk, s, p, 512);
+		int zero = b != NULL;
+
+		for (int i = 0; zero && i < 512; i++)
+			zero = b[i] == 0;
+		if (zero)
+			return 1;
+	}
+	return 0;
+}
+
+/* Skips a damaged range (KV_SALVAGE), counting it; returns where the next
+ * sound record or batch starts. */
+static uint64_t skip(kv_t *db, kv__seg *s, uint64_t off, uint64_t next,
+		     const char *why)
+{
+	kv__log(db, KV_LOG_WARN, "%s: salvage skipped %" PRIu64
+		" bytes at offset %" PRIu64 " (%s)", s->name, next - off, off,
+		why);
+	db->skipped_bytes += next - off;
+	db->skipped_records++;
+	/* Dead, so a compaction rewrites the segment without it. */
+	s->dead_bytes += next - off;
+	return next;
+}
+
+/* A bad record in the log's tail: a torn write if nothing sound follows
+ * or a zero hole lies before what does (cut it); damage otherwise, which
+ * only KV_SALVAGE may skip. Returns 1 when the scan is over. */
+static int tail_damage(kv_t *db, rstate *st, kv__seg *s, uint64_t *off,
+		       const run *rn, const char *why, int *rc)
+{
+	uint64_t next = resync(st, s, *off, s->size);
+
+	if (next == s->size || zero_sector(st, s, rn->bad, next)) {
+		*rc = cut_tail(db, s, *off, why);
+		return 1;
+	}
+	if (!(db->opts.flags & KV_SALVAGE)) {
+		*rc = kv__fail(KV_ECORRUPT, "%s: bad record at offset %" PRIu64
+			       ": %s; sound records follow at offset %" PRIu64
+			       ", so this is damage, not a torn write",
+			       s->name, *off, why, next);
+		return 1;
+	}
+	*off = skip(db, s, *off, next, why);
+	return 0;
+}
+
+static int scan(kv_t *db, rstate *st, kv__seg *s, int tail)
+{
+	uint64_t off = KV__FILE_HDR;
 	const char *why;
 	run rn;
+	int rc = 0;
 
-	while (off < end) {
-		if ((why = check_run(st, s, off, end, &rn)) == NULL) {
-			int rc = apply_run(db, st, s, off, &rn);
-			if (rc)
+	while (off < s->size) {
+		if ((why = check_run(st, s, off, s->size, &rn)) == NULL) {
+			if ((rc = apply_run(db, st, s, off, &rn)) != 0)
 				return rc;
 			off += rn.bytes;
-			continue;
-		}
-		if (newest)
-			return cut_tail(db, s, off, why);
-		if (!(db->opts.flags & KV_SALVAGE))
+		} else if (tail) {
+			if (tail_damage(db, st, s, &off, &rn, why, &rc))
+				return rc;
+		} else if (!(db->opts.flags & KV_SALVAGE)) {
 			return kv__fail(KV_ECORRUPT, "%s: bad record at offset "
 					"%" PRIu64 ": %s", s->name, off, why);
-		uint64_t next = resync(st, s, off, end);
-		kv__log(db, KV_LOG_WARN, "%s: salvage skipped %" PRIu64
-			" bytes at offset %" PRIu64 " (%s)", s->name,
-			next - off, off, why);
-		db->skipped_bytes += next - off;
-		db->skipped_records++;
-		/* Dead, so a compaction rewrites the segment without it. */
-		s->dead_bytes += next - off;
-		off = next;
+		} else {
+			off = skip(db, s, off, resync(st, s, off, s->size), why);
+		}
 	}
 	return 0;
 }

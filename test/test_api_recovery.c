@@ -189,6 +189,76 @@ static void test_read_only_open_leaves_torn_tail_alone(void **state)
 	tu_rmdir(dir);
 }
 
+/* Damage in the middle of the log's tail, with sound records after it, is
+ * not a torn write: a strict open refuses, salvage skips just that range
+ * and keeps what follows. */
+static void test_damage_mid_tail_is_not_a_torn_write(void **state)
+{
+	char *dir = tu_mkdir();
+	uint64_t ends[NREC];
+	kv_options o;
+	kv_t *db = NULL;
+	struct kv_stats st = { .size = sizeof st };
+
+	(void)state;
+	write_records(dir, ends);
+	/* A byte of record 20 (k20), far from the end. */
+	const char *seg = tu_seg_path(dir, 1);
+	uint64_t at = ends[19] + 40;
+	tu_poke(seg, at, tu_peek(seg, at) ^ 0x20);
+	tu_options(&o);
+	assert_int_equal(kv_open(dir, &o, &db), KV_ECORRUPT);
+	assert_null(db);
+	assert_non_null(strstr(kv_errmsg(), "not a torn write"));
+	assert_int_equal(tu_file_size(seg), ends[NREC - 1]); /* untouched */
+	o.flags |= KV_SALVAGE;
+	db = tu_open(dir, &o);
+	TU_OK(kv_stats(db, &st));
+	assert_int_equal(st.recovered_truncated_bytes, 0);
+	assert_int_equal(st.recovered_skipped_records, 1);
+	assert_int_equal(st.recovered_skipped_bytes, ends[20] - ends[19]);
+	tu_expect_missing(db, "k20");
+	static uint8_t want[70000], got[70000];
+	size_t n;
+	for (int i = 21; i < NREC; i++) {
+		char key[8];
+		snprintf(key, sizeof key, "k%02d", i);
+		TU_OK(kv_get_into(db, key, 3, got, sizeof got, &n));
+		val_for(i, want, size_for(i));
+		assert_memory_equal(got, want, n);
+	}
+	kv_close(db);
+	tu_rmdir(dir);
+}
+
+/* A crash can leave never-written blocks as zeros before blocks that were
+ * written: such a hole is a torn write, cut and reported. */
+static void test_zero_hole_before_sound_records_is_torn(void **state)
+{
+	char *dir = tu_mkdir();
+	uint64_t ends[NREC];
+	kv_options o;
+	kv_t *db;
+	struct kv_stats st = { .size = sizeof st };
+
+	(void)state;
+	write_records(dir, ends);
+	const char *seg = tu_seg_path(dir, 1);
+	/* Zero one aligned 4 KiB block inside record 34 (70,000 bytes);
+	 * records 35 to 39 after it stay sound. */
+	assert_int_equal(size_for(34), 70000);
+	uint64_t from = (ends[33] + 8192) & ~UINT64_C(4095);
+	for (uint64_t p = from; p < from + 4096; p++)
+		tu_poke(seg, p, 0);
+	tu_options(&o);
+	db = tu_open(dir, &o);
+	TU_OK(kv_stats(db, &st));
+	assert_int_equal(st.recovered_truncated_bytes, ends[NREC - 1] - ends[33]);
+	expect_prefix(db, ends, ends[33]);
+	kv_close(db);
+	tu_rmdir(dir);
+}
+
 /* A batch is all or nothing when the log is cut anywhere inside it. */
 static void test_batch_cut_anywhere_is_all_or_nothing(void **state)
 {
@@ -381,6 +451,8 @@ int main(void)
 		cmocka_unit_test(test_torn_tail_at_every_byte),
 		cmocka_unit_test(test_put_after_torn_tail_survives_next_reopen),
 		cmocka_unit_test(test_read_only_open_leaves_torn_tail_alone),
+		cmocka_unit_test(test_damage_mid_tail_is_not_a_torn_write),
+		cmocka_unit_test(test_zero_hole_before_sound_records_is_torn),
 		cmocka_unit_test(test_batch_cut_anywhere_is_all_or_nothing),
 		cmocka_unit_test(test_flipped_byte_in_sealed_segment),
 		cmocka_unit_test(test_damage_after_open_is_caught_on_read),
