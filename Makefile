@@ -179,7 +179,7 @@ man-check: $(B)/libkv.so
 test-run: all $(TEST_BIN)
 	@scripts/run-tests.sh $(TEST_BIN)
 
-check: test-run man-check cxx-check examples install-check kvctl-check rust-check
+check: test-run man-check cxx-check examples install-check kvctl-check python-check rust-check
 
 check-asan:
 	$(MAKE) B=build-asan SAN="-fsanitize=address,undefined \

@@ -258,10 +258,11 @@ static int emit(job *j, kv__rec r, const uint8_t *key, const uint8_t *val,
 		s->min_lsn = r.lsn;
 	if (r.lsn > s->max_lsn)
 		s->max_lsn = r.lsn;
-	if (r.type == KV__REC_DEL) {
-		s->dead_bytes += size;
+	/* Dead until the switch finds the key still on the old record:
+	 * so the figures add up to the file sizes at every moment. */
+	s->dead_bytes += size;
+	if (r.type == KV__REC_DEL)
 		s->tomb_bytes += size;
-	}
 	*out = (uint32_t)(j->nout - 1);
 	j->st.bytes_written += size;
 	return 0;
@@ -506,11 +507,13 @@ static void switch_one(job *j, const move *m, const uint8_t *key,
 	kv__kent *e = id == UINT32_MAX ? NULL : kv__kd_ent(&db->kd, id);
 	kv__seg *out = m->out == NO_OUT ? NULL : j->out[m->out];
 
-	if (!e || e->loc != m->old_loc) {
-		if (out)
-			out->dead_bytes += m->size; /* a newer write won */
-		return;
-	}
+	if (!e || e->loc != m->old_loc)
+		return; /* a newer write won: the copy stays dead */
+	/* The old record leaves the live figures of its (input) segment. */
+	kv__seg *in = db->segs[KV__LOC_SLOT(m->old_loc)];
+	uint64_t size = kv__rec_size(kv__kent_klen(e), e->vlen);
+	in->live_bytes -= size;
+	in->dead_bytes += size;
 	if (!out) { /* expired: gone from the index as from the disk */
 		if (db->order_built)
 			kv__order_remove(&db->order, key, klen);
@@ -518,6 +521,7 @@ static void switch_one(job *j, const move *m, const uint8_t *key,
 		return;
 	}
 	e->loc = KV__LOC(out->slot, m->off);
+	out->dead_bytes -= m->size;
 	out->live_bytes += m->size;
 }
 

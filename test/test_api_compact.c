@@ -505,6 +505,62 @@ static void test_compact_arguments(void **state)
 	tu_rmdir(dir);
 }
 
+/* ---- figures during a compaction ---- */
+
+struct sampler {
+	kv_t *db;
+	_Atomic int stop;
+	uint64_t want_live;
+	int bad, samples;
+};
+
+static void *sample_stats(void *arg)
+{
+	struct sampler *sm = arg;
+
+	while (!sm->stop) {
+		struct kv_stats st = { .size = sizeof st };
+		if (kv_stats(sm->db, &st) != KV_OK ||
+		    st.live_bytes != sm->want_live ||
+		    st.live_bytes + st.dead_bytes + 32 * st.segments !=
+		    st.disk_bytes)
+			sm->bad++;
+		sm->samples++;
+	}
+	return NULL;
+}
+
+/* With no writes, live bytes never move while a compaction copies and
+ * switches, and live + dead + headers always equal the file sizes. */
+static void test_figures_add_up_during_compaction(void **state)
+{
+	char *dir = tu_mkdir();
+	kv_options o = compact_options(4096);
+	struct sampler sm = { 0 };
+	struct kv_stats st = { .size = sizeof st };
+	model m = { 0 };
+	uint64_t seed = 21;
+	pthread_t t;
+
+	(void)state;
+	sm.db = tu_open(dir, &o);
+	churn(sm.db, &m, &seed, 6000);
+	/* No TTLs may expire mid-test: their bytes would move to dead. */
+	tu_clock_ms += 1000;
+	TU_OK(kv_stats(sm.db, &st));
+	sm.want_live = st.live_bytes;
+	pthread_create(&t, NULL, sample_stats, &sm);
+	TU_OK(kv_compact(sm.db, NULL));
+	sm.stop = 1;
+	pthread_join(t, NULL);
+	print_message("stats samples during compaction: %d\n", sm.samples);
+	assert_true(sm.samples > 0);
+	assert_int_equal(sm.bad, 0);
+	kv_close(sm.db);
+	model_free(&m);
+	tu_rmdir(dir);
+}
+
 /* ---- readers and a writer during compactions ---- */
 
 #define TKEYS 200
@@ -611,6 +667,7 @@ int main(void)
 		cmocka_unit_test(test_background_compaction_reclaims_space),
 		cmocka_unit_test(test_progress_and_cancel),
 		cmocka_unit_test(test_compact_arguments),
+		cmocka_unit_test(test_figures_add_up_during_compaction),
 		cmocka_unit_test(test_readers_and_writer_during_compactions),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
