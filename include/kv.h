@@ -132,7 +132,7 @@ typedef struct kv_options {
 	uint64_t max_file_size;   /* segment rollover size; 256 MiB */
 	uint64_t max_value_size;  /* largest value accepted; 64 MiB */
 	uint32_t compress_min;    /* KV_COMPRESS threshold; 512 bytes */
-	uint32_t file_mode;       /* mode of new files (umask applies); 0644 */
+	uint32_t file_mode;       /* mode of new files (umask applies); 0600 */
 	kv_log_fn log;            /* recovery and background messages */
 	void *log_ctx;
 	kv_clock_fn clock;        /* TTL clock; CLOCK_REALTIME */

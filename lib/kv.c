@@ -25,7 +25,9 @@
 #define DEFAULT_VALUE_SIZE (UINT64_C(64) << 20)
 #define DEFAULT_SYNC_EVERY 1000u
 #define DEFAULT_COMPRESS_MIN 512u
-#define DEFAULT_MODE 0644u
+/* Private by default, like a key file: other users get nothing unless
+ * the options say so (dbm's mode argument plays the same part). */
+#define DEFAULT_MODE 0600u
 #define DEFAULT_DEAD_PCT 40u
 #define DEFAULT_STORE_PCT 50u
 #define DEFAULT_DEAD_BYTES (UINT64_C(64) << 20)
@@ -193,7 +195,14 @@ static int has_segments(const char *dir)
 	return found;
 }
 
-static int prepare_dir(const char *dir, uint32_t flags)
+/* The directory gets the file mode plus search permission wherever the
+ * mode grants reading: 0600 -> 0700, 0644 -> 0755. */
+static mode_t dir_mode(uint32_t file_mode)
+{
+	return (mode_t)(file_mode | ((file_mode & 0444u) >> 2));
+}
+
+static int prepare_dir(const char *dir, uint32_t flags, uint32_t file_mode)
 {
 	struct stat st;
 
@@ -205,7 +214,8 @@ static int prepare_dir(const char *dir, uint32_t flags)
 			return kv__fail(KV_ENOENT, "%s: no such store (pass "
 					"KV_CREATE to make one)", dir);
 		return kv__fail_sys("%s", dir);
-	} else if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+	} else if (mkdir(dir, dir_mode(file_mode ? file_mode : DEFAULT_MODE)) != 0 &&
+		   errno != EEXIST) {
 		return kv__fail_sys("%s: cannot create directory", dir);
 	}
 	if (has_segments(dir)) {
@@ -335,7 +345,7 @@ KV_API int kv_open(const char *dir, const kv_options *opts, kv_t **out)
 		opts = &defaults;
 	}
 	if ((rc = check_options(opts)) != 0 ||
-	    (rc = prepare_dir(dir, opts->flags)) != 0)
+	    (rc = prepare_dir(dir, opts->flags, opts->file_mode)) != 0)
 		return rc;
 	if (!(db = db_new(dir, opts)))
 		return kv__fail(KV_ENOMEM, "out of memory opening %s", dir);

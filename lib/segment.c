@@ -276,7 +276,9 @@ int kv__seg_open(const char *dir, uint64_t seq, int rdonly, uint64_t map_len,
 	if (!s)
 		return kv__fail(KV_ENOMEM, "out of memory opening a segment");
 	path_of(path, sizeof path, dir, s->name);
-	s->fd = kv__io.open(path, rdonly ? O_RDONLY : O_RDWR, 0);
+	/* O_NOFOLLOW: a symbolic link where a segment should be is refused
+	 * (ELOOP), never followed out of the store. */
+	s->fd = kv__io.open(path, (rdonly ? O_RDONLY : O_RDWR) | O_NOFOLLOW, 0);
 	if (s->fd < 0 || kv__io.fstat_size(s->fd, &size)) {
 		rc = kv__fail_sys("%s: open", path);
 		goto fail;

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -364,6 +365,57 @@ static void test_rollover_and_segment_figures(void **state)
 	tu_rmdir(dir);
 }
 
+/* Files are private by default (0600, directory 0700), follow the mode
+ * option under the umask, and a symlink or directory where a segment
+ * should be is refused, not followed. */
+static void test_file_modes_and_strangers(void **state)
+{
+	char *dir = tu_mkdir(), sub[4200], sub2[4200];
+	kv_options o;
+	struct stat st;
+	kv_t *db = NULL;
+	mode_t old = umask(022);
+
+	(void)state;
+	snprintf(sub, sizeof sub, "%s/private", dir);
+	tu_options(&o);
+	db = tu_open(sub, &o);
+	kv_close(db);
+	assert_int_equal(stat(sub, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0700);
+	assert_int_equal(stat(tu_seg_path(sub, 1), &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(stat(tu_path(sub, "LOCK"), &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+
+	snprintf(sub2, sizeof sub2, "%s/shared", dir);
+	o.file_mode = 0666; /* the umask still applies */
+	db = tu_open(sub2, &o);
+	kv_close(db);
+	assert_int_equal(stat(sub2, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0755);
+	assert_int_equal(stat(tu_seg_path(sub2, 1), &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0644);
+	umask(old);
+
+	/* A symlink in place of segment 2, pointing at a real segment. */
+	char target[4200];
+	snprintf(target, sizeof target, "%s", tu_seg_path(sub2, 1));
+	assert_int_equal(symlink(target, tu_seg_path(sub, 2)), 0);
+	o.flags = KV_NO_AUTO_COMPACT;
+	assert_int_equal(kv_open(sub, &o, &db), KV_EIO);
+	assert_null(db);
+	assert_non_null(strstr(kv_errmsg(), "0000000000000002.seg"));
+	unlink(tu_seg_path(sub, 2));
+	assert_int_equal(mkdir(tu_seg_path(sub, 2), 0700), 0);
+	assert_int_equal(kv_open(sub, &o, &db), KV_EIO);
+	assert_non_null(strstr(kv_errmsg(), "0000000000000002.seg"));
+	rmdir(tu_seg_path(sub, 2));
+	db = tu_open(sub, &o);
+	kv_close(db);
+	tu_rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -377,6 +429,7 @@ int main(void)
 		cmocka_unit_test(test_compression_is_transparent_and_counted),
 		cmocka_unit_test(test_errors_have_text),
 		cmocka_unit_test(test_rollover_and_segment_figures),
+		cmocka_unit_test(test_file_modes_and_strangers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
