@@ -41,7 +41,7 @@ TEST_LIBS = $(B)/libkv.a $(DEP_LIBS) $(shell $(PKG_CONFIG) --libs cmocka)
 
 .PHONY: all deps example examples check check-asan check-tsan test-run \
 	man-check cxx-check bench-compact kvctl-check python-check rust-check \
-	install uninstall install-check clean
+	install uninstall install-check torture clean
 .DELETE_ON_ERROR:
 # Keep objects built by pattern rules (helpers) between runs.
 .SECONDARY:
@@ -180,6 +180,10 @@ test-run: all $(TEST_BIN)
 	@scripts/run-tests.sh $(TEST_BIN)
 
 check: test-run man-check cxx-check examples install-check kvctl-check python-check rust-check
+
+# The long runs of the reliability harnesses (test/RELIABILITY.md).
+torture: all $(B)/test_kill9
+	KV_KILL_ROUNDS=1000 $(B)/test_kill9
 
 check-asan:
 	$(MAKE) B=build-asan SAN="-fsanitize=address,undefined \

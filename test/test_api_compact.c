@@ -242,6 +242,41 @@ static void test_expired_record_leaves_tombstone_when_needed(void **state)
 	tu_rmdir(dir);
 }
 
+/* The same shape with a delete: the tombstone sits in a log segment
+ * numbered below the compaction output that still holds the old value.
+ * A compaction of the log segment alone must keep the tombstone. */
+static void test_tombstone_kept_while_an_older_value_remains(void **state)
+{
+	char *dir = tu_mkdir();
+	kv_options o = compact_options(1024);
+	char filler[200];
+	kv_compact_stats cs;
+	kv_t *db;
+
+	(void)state;
+	memset(filler, 'f', sizeof filler);
+	db = tu_open(dir, &o);
+	TU_OK(tu_put(db, "k", "old"));
+	TU_OK(kv_put(db, "x", 1, filler, sizeof filler));
+	for (int i = 0; i < 8; i++)
+		TU_OK(kv_put(db, "y", 1, filler, sizeof filler));
+	TU_OK(kv_compact(db, NULL)); /* k = old now lives in an output */
+	TU_OK(kv_delete(db, "k", 1));
+	for (int i = 0; i < 8; i++)
+		TU_OK(kv_put(db, "z", 1, filler, sizeof filler));
+	kv_close(db);
+	o.compact_max_bytes = 1; /* one segment: the log segment, first */
+	db = tu_open(dir, &o);
+	TU_OK(kv_compact(db, &cs));
+	assert_int_equal(cs.segments_in, 1);
+	tu_expect_missing(db, "k");
+	kv_close(db);
+	db = tu_open(dir, &o);
+	tu_expect_missing(db, "k");
+	kv_close(db);
+	tu_rmdir(dir);
+}
+
 /* ---- a crash at every step ---- */
 
 struct snap {
@@ -662,6 +697,7 @@ int main(void)
 		cmocka_unit_test(test_compaction_shrinks_to_live_data),
 		cmocka_unit_test(test_deleted_keys_never_come_back),
 		cmocka_unit_test(test_expired_record_leaves_tombstone_when_needed),
+		cmocka_unit_test(test_tombstone_kept_while_an_older_value_remains),
 		cmocka_unit_test(test_crash_at_every_step_of_compaction),
 		cmocka_unit_test(test_bad_hint_falls_back_to_scan),
 		cmocka_unit_test(test_background_compaction_reclaims_space),
