@@ -41,7 +41,7 @@ TEST_LIBS = $(B)/libkv.a $(DEP_LIBS) $(shell $(PKG_CONFIG) --libs cmocka)
 
 .PHONY: all deps example examples check check-asan check-tsan test-run \
 	man-check cxx-check bench-compact kvctl-check python-check rust-check \
-	install uninstall install-check torture clean
+	install uninstall install-check torture fuzz fuzz-replay clean
 .DELETE_ON_ERROR:
 # Keep objects built by pattern rules (helpers) between runs.
 .SECONDARY:
@@ -179,7 +179,41 @@ man-check: $(B)/libkv.so
 test-run: all $(TEST_BIN)
 	@scripts/run-tests.sh $(TEST_BIN)
 
-check: test-run man-check cxx-check examples install-check kvctl-check python-check rust-check
+check: test-run fuzz-replay man-check cxx-check examples install-check \
+	kvctl-check python-check rust-check
+
+# ---- fuzzing: make fuzz runs each libFuzzer target (clang, ASan, UBSan)
+# ---- for FUZZ_SECONDS; make check replays the seed corpus through them ----
+
+FUZZ_TARGETS := record hint store
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	-g -O1 -D_GNU_SOURCE -Iinclude -Ilib $(DEP_CFLAGS)
+
+$(B)/replay_%: test/fuzz/fuzz_%.c test/fuzz/replay.c $(B)/libkv.a
+	$(CC) $(TEST_CFLAGS) $< test/fuzz/replay.c -o $@ $(ALL_LDFLAGS) \
+		$(B)/libkv.a $(DEP_LIBS)
+
+fuzz-replay: $(FUZZ_TARGETS:%=$(B)/replay_%)
+	@for t in $(FUZZ_TARGETS); do \
+		printf '%s: ' $$t; $(B)/replay_$$t test/fuzz/corpus/$$t/* || exit 1; \
+	done
+
+build-fuzz/fuzz_%: test/fuzz/fuzz_%.c $(LIB_SRC) $(wildcard lib/*.h)
+	@mkdir -p build-fuzz/corpus/$*
+	clang $(FUZZ_FLAGS) $(LIB_SRC) $< -o $@ $(DEP_LIBS)
+
+fuzz: deps $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
+	@for t in $(FUZZ_TARGETS); do \
+		echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
+		build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
+			-rss_limit_mb=512 -timeout=2 -print_final_stats=1 \
+			-artifact_prefix=build-fuzz/ \
+			build-fuzz/corpus/$$t test/fuzz/corpus/$$t 2>&1 | \
+			grep -E 'stat::number_of_executed_units|ERROR|SUMMARY|Done' \
+			|| true; \
+		ls build-fuzz/crash-* build-fuzz/leak-* 2>/dev/null && exit 1; \
+	done; true
 
 # The long runs of the reliability harnesses (test/RELIABILITY.md).
 torture: all $(B)/test_kill9
@@ -193,4 +227,4 @@ check-tsan:
 	$(MAKE) B=build-tsan SAN="-fsanitize=thread" KV_TEST_SCALE=1 test-run
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-fuzz
