@@ -41,7 +41,7 @@ TEST_LIBS = $(B)/libkv.a $(DEP_LIBS) $(shell $(PKG_CONFIG) --libs cmocka)
 
 .PHONY: all deps example examples check check-asan check-tsan test-run \
 	man-check cxx-check bench-compact kvctl-check python-check rust-check \
-	install uninstall install-check torture fuzz fuzz-replay clean
+	install uninstall install-check torture fuzz fuzz-replay bench clean
 .DELETE_ON_ERROR:
 # Keep objects built by pattern rules (helpers) between runs.
 .SECONDARY:
@@ -155,6 +155,9 @@ $(B)/reopen_compact: bench/reopen_compact.c $(B)/libkv.so
 
 bench-compact: all $(B)/reopen_compact
 	$(B)/reopen_compact $(N)
+
+# make bench: kvbench against the peer engines (installs them first).
+include bench/bench.mk
 
 # ---- tests ----
 

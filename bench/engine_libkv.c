@@ -1,0 +1,104 @@
+/* engine_libkv.c - libkv: default KV_SYNC_WRITE; KV_SYNC_ALWAYS for sync. */
+#include <stdio.h>
+#include <string.h>
+
+#include <kv.h>
+
+#include "engine.h"
+
+static void *e_open(const char *dir, const eng_opts *o)
+{
+	kv_options opt;
+	kv_t *db;
+	int rc;
+
+	kv_options_init(&opt);
+	opt.flags = KV_CREATE;
+	opt.sync_mode = o->sync ? KV_SYNC_ALWAYS : KV_SYNC_WRITE;
+	rc = kv_open(dir, &opt, &db);
+	if (rc) {
+		fprintf(stderr, "libkv: open %s: %s\n", dir, kv_errmsg());
+		return NULL;
+	}
+	return db;
+}
+
+static int e_close(void *h)
+{
+	return kv_close(h) ? ENG_ERR : 0;
+}
+
+static int e_put(void *h, const void *k, size_t kl, const void *v, size_t vl)
+{
+	return kv_put(h, k, kl, v, vl) ? ENG_ERR : 0;
+}
+
+struct expect {
+	const void *p;
+	size_t n;
+};
+
+static int check(void *ctx, const void *val, size_t vlen)
+{
+	const struct expect *e = ctx;
+
+	return vlen == e->n && memcmp(val, e->p, vlen) == 0 ? 0 : 1;
+}
+
+static int e_get(void *h, const void *k, size_t kl, const void *ex, size_t el)
+{
+	struct expect e = { ex, el };
+	int rc = kv_get_view(h, k, kl, check, &e);
+
+	if (rc == KV_ENOTFOUND)
+		return ENG_NOTFOUND;
+	if (rc == 1)
+		return ENG_MISMATCH;
+	return rc ? ENG_ERR : ENG_OK;
+}
+
+static int e_del(void *h, const void *k, size_t kl)
+{
+	int rc = kv_delete(h, k, kl);
+
+	return rc == 0 || rc == KV_ENOTFOUND ? 0 : ENG_ERR;
+}
+
+struct scan_ctx {
+	eng_pair_fn fn;
+	void *ctx;
+	int n;
+};
+
+static int scan_cb(void *ctx, const void *k, size_t kl, const void *v,
+		   size_t vl)
+{
+	struct scan_ctx *s = ctx;
+
+	s->fn(s->ctx, k, kl, v, vl);
+	s->n++;
+	return 0;
+}
+
+static int e_scan(void *h, const void *start, size_t sl, int n,
+		  eng_pair_fn fn, void *ctx)
+{
+	struct scan_ctx s = { fn, ctx, 0 };
+
+	if (kv_scan(h, start, sl, NULL, 0, NULL, 0, (size_t)n, scan_cb, &s))
+		return ENG_ERR;
+	return s.n;
+}
+
+static const char *e_version(void)
+{
+	return kv_version(NULL, NULL, NULL);
+}
+
+const engine eng_libkv = {
+	.name = "libkv",
+	.durability = "fill: KV_SYNC_WRITE (default; a write() per put, "
+		      "survives a process crash); fillsync: KV_SYNC_ALWAYS",
+	.open = e_open, .close = e_close, .put = e_put, .get = e_get,
+	.del = e_del, .scan = e_scan, .mt_get = 1, .version = e_version,
+};
