@@ -168,6 +168,11 @@ $(B)/obj/helpers/%.o: test/helpers/%.c $(wildcard test/helpers/*.h) \
 $(B)/test_%: test/test_%.c $(HELPER_OBJ) $(B)/libkv.a $(wildcard test/helpers/*.h)
 	$(CC) $(TEST_CFLAGS) $< $(HELPER_OBJ) -o $@ $(ALL_LDFLAGS) $(TEST_LIBS)
 
+# test_alloc fails the Nth allocation: every allocator call in the link
+# goes through its wrappers.
+$(B)/test_alloc: TEST_LIBS += -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc \
+	-Wl,--wrap=reallocarray,--wrap=strdup
+
 # The header must compile as C++ (extern "C", no C-only constructs).
 $(B)/cxx_header_test: test/cxx/header.cc include/kv.h $(B)/libkv.so
 	$(CXX) -std=c++11 -Wall -Wextra -Werror -Iinclude $< -o $@ \

@@ -183,9 +183,10 @@ static int fill_by_key(kv_t *db, window *w, bounds *b, const void *start,
 			break;
 		}
 		rc = kv__fetch_locked(db, id, &w->f[w->n]);
-		if (rc == 0)
-			rc = remember(b, kv__kd_key(&db->kd, id),
-				      kv__kent_klen(kv__kd_ent(&db->kd, id)));
+		if (rc == 0 &&
+		    (rc = remember(b, kv__kd_key(&db->kd, id),
+				   kv__kent_klen(kv__kd_ent(&db->kd, id)))) != 0)
+			kv__fetch_release(&w->f[w->n]); /* not in the window */
 		if (rc == 0)
 			w->n++;
 	}

@@ -71,6 +71,8 @@ static int alloc_table(kv__keydir *kd, uint64_t cap)
 	if (!kd->slots || !kd->tags) {
 		free(kd->slots);
 		free(kd->tags);
+		kd->slots = NULL; /* the caller frees kd, or restores it */
+		kd->tags = NULL;
 		return KV_ENOMEM;
 	}
 	kd->cap = cap;
