@@ -40,7 +40,6 @@ static int roll(kv_t *db)
 		return rc;
 	if (kv__seg_sync(old))
 		return kv__poison(db);
-	old->sealed = 1;
 	/* A number is used up even if the create fails: a half-made file
 	 * of that name may be left for the next open to remove. */
 	rc = kv__seg_create(db->dir, ++db->max_seq, db->opts.file_mode,
@@ -74,16 +73,6 @@ static int make_room(kv_t *db, uint64_t bytes)
 	return 0;
 }
 
-/* Marks the record an entry points at as dead. */
-static void retire(kv_t *db, const kv__kent *e)
-{
-	kv__seg *s = db->segs[KV__LOC_SLOT(e->loc)];
-	uint64_t size = kv__rec_size(kv__kent_klen(e), e->vlen);
-
-	s->live_bytes -= size;
-	s->dead_bytes += size;
-}
-
 /* The ordered index is a cache of the keydir's order: on allocation
  * failure drop it, and the next kv_scan rebuilds it. */
 static void order_drop(kv_t *db)
@@ -102,7 +91,7 @@ static int publish_put(kv_t *db, const kv__op *op, uint64_t loc)
 	s->live_bytes += kv__rec_size(op->klen, op->vlen);
 	if (id != UINT32_MAX) {
 		kv__kent *e = kv__kd_ent(&db->kd, id);
-		retire(db, e);
+		kv__db_retire(db, e);
 		e->loc = loc;
 		e->vlen = op->vlen;
 		kv__kd_set_flags(&db->kd, id, flags);
@@ -128,10 +117,8 @@ static void publish_del(kv_t *db, const kv__op *op, uint64_t loc)
 	s->tomb_bytes += kv__rec_size(op->klen, 0);
 	if (id == UINT32_MAX)
 		return;
-	retire(db, kv__kd_ent(&db->kd, id));
-	if (db->order_built)
-		kv__order_remove(&db->order, op->key, op->klen);
-	kv__kd_remove(&db->kd, id, h);
+	kv__db_retire(db, kv__kd_ent(&db->kd, id));
+	kv__db_forget(db, id, op->key, op->klen, h);
 }
 
 static int publish(kv_t *db, const kv__op *ops, size_t n, uint32_t slot,

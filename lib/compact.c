@@ -35,7 +35,6 @@
 
 #define OUT_BUFFER (1u << 20)   /* output write buffer */
 #define SWITCH_STEP 256         /* keys switched per exclusive lock hold */
-#define PROGRESS_STEP (1u << 20)
 #define IDLE_MS 1000            /* background thread: look this often */
 #define BACKOFF_MS 30000        /* ...and this long after a failure */
 #define NO_OUT UINT32_MAX
@@ -54,7 +53,8 @@ typedef struct job {
 	size_t nin;
 	uint64_t floor;         /* lowest LSN outside the inputs */
 	uint64_t now;
-	uint64_t total, done, told;
+	uint64_t done;
+	kv__progress prog;      /* prog.total: input bytes */
 	kv__seg **out;
 	kv__hint_buf *hint;     /* one per output */
 	size_t nout, capout;
@@ -145,7 +145,8 @@ static int choose_locked(job *j)
 		sum += c[i]->size;
 		c[j->nin++] = c[i]; /* compacts in place: nin <= i */
 	}
-	j->total = sum;
+	j->prog = (kv__progress){ .fn = db->opts.progress,
+				  .ctx = db->opts.progress_ctx, .total = sum };
 	return 0;
 }
 
@@ -353,13 +354,7 @@ static int progress(job *j)
 
 	if (atomic_load(&db->compact.stop))
 		return kv__fail(KV_ECANCELED, "compaction stopped by kv_close");
-	if (!db->opts.progress ||
-	    (j->done - j->told < PROGRESS_STEP && j->done < j->total))
-		return 0;
-	j->told = j->done;
-	if (db->opts.progress(db->opts.progress_ctx, j->done, j->total))
-		return kv__fail(KV_ECANCELED, "compaction canceled");
-	return 0;
+	return kv__report(&j->prog, j->done, "compaction");
 }
 
 /* A damaged range in an input: in a KV_SALVAGE store it is skipped (the
@@ -509,15 +504,9 @@ static void switch_one(job *j, const move *m, const uint8_t *key,
 
 	if (!e || e->loc != m->old_loc)
 		return; /* a newer write won: the copy stays dead */
-	/* The old record leaves the live figures of its (input) segment. */
-	kv__seg *in = db->segs[KV__LOC_SLOT(m->old_loc)];
-	uint64_t size = kv__rec_size(kv__kent_klen(e), e->vlen);
-	in->live_bytes -= size;
-	in->dead_bytes += size;
+	kv__db_retire(db, e); /* from its input segment's live figures */
 	if (!out) { /* expired: gone from the index as from the disk */
-		if (db->order_built)
-			kv__order_remove(&db->order, key, klen);
-		kv__kd_remove(&db->kd, id, h);
+		kv__db_forget(db, id, key, klen, h);
 		return;
 	}
 	e->loc = KV__LOC(out->slot, m->off);
@@ -574,13 +563,11 @@ static void drop_lost_keys(job *j)
 
 	for (uint32_t id = 0; id < db->kd.nids; id++) {
 		kv__kent *e = kv__kd_ent(&db->kd, id);
-		if (e->key == 0 || !is_input(j, KV__LOC_SLOT(e->loc)))
+		if (!kv__kd_live(&db->kd, id) || !is_input(j, KV__LOC_SLOT(e->loc)))
 			continue;
 		const uint8_t *key = kv__kd_key(&db->kd, id);
 		size_t klen = kv__kent_klen(e);
-		if (db->order_built)
-			kv__order_remove(&db->order, key, klen);
-		kv__kd_remove(&db->kd, id, kv__kd_hash(key, klen));
+		kv__db_forget(db, id, key, klen, kv__kd_hash(key, klen));
 		lost++;
 	}
 	if (lost)
@@ -672,6 +659,8 @@ static int run(job *j)
 	j->now = kv__now(j->db);
 	for (size_t i = 0; i < j->nin && rc == 0; i++)
 		rc = copy_segment(j, j->in[i]);
+	if (rc == 0)
+		rc = progress(j); /* the last report says done == total */
 	if (rc == 0)
 		rc = publish_outputs(j);
 	if (rc == 0)

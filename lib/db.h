@@ -89,6 +89,20 @@ struct kv {
 	_Atomic uint64_t compress_saved;
 };
 
+/* A caller's progress callback for a long call (compaction, verify). */
+typedef struct kv__progress {
+	kv_progress_fn fn;     /* NULL: report nothing */
+	void *ctx;
+	uint64_t total;
+	uint64_t told;         /* the last figure reported */
+} kv__progress;
+
+/* Reports done if it moved by 1 MiB since the last report, or reached
+ * total; 0, or KV_ECANCELED ("<what> canceled") when the callback asks to
+ * stop. Call it once more at the end: a repeat of the last figure is not
+ * reported twice. */
+int kv__report(kv__progress *p, uint64_t done, const char *what);
+
 /* Milliseconds from the store's clock. */
 uint64_t kv__now(const kv_t *db);
 /* Sends a message to opts.log, if set. */
@@ -99,6 +113,14 @@ void kv__log(const kv_t *db, int level, const char *fmt, ...)
 int kv__db_add_seg(kv_t *db, kv__seg *s);
 /* As kv__db_add_seg, with klock already held exclusively. */
 int kv__db_add_seg_locked(kv_t *db, kv__seg *s);
+/* With klock held exclusively (or at open): moves the record that entry e
+ * points at from its segment's live bytes to its dead bytes. A DEAD entry
+ * (a tombstone, during open) was counted dead already. */
+void kv__db_retire(kv_t *db, const kv__kent *e);
+/* With klock held exclusively: drops entry id, whose key is (key, klen)
+ * and hash h, from the keydir and the ordered index. */
+void kv__db_forget(kv_t *db, uint32_t id, const void *key, size_t klen,
+		   uint64_t h);
 
 /* compact.c */
 int kv__compact_start(kv_t *db);

@@ -64,7 +64,7 @@ static int fill_by_id(kv_t *db, window *w, uint32_t *next, int *more)
 
 	pthread_rwlock_rdlock(&db->klock);
 	for (; *next < db->kd.nids && w->n < WINDOW && rc == 0; (*next)++)
-		if (kv__kd_ent(&db->kd, *next)->key != 0)
+		if (kv__kd_live(&db->kd, *next))
 			if ((rc = kv__fetch_locked(db, *next, &w->f[w->n])) == 0)
 				w->n++;
 	*more = *next < db->kd.nids;
@@ -116,7 +116,7 @@ static int build_order(kv_t *db)
 	pthread_mutex_lock(&db->wlock);
 	pthread_rwlock_wrlock(&db->klock);
 	for (uint32_t id = 0; !db->order_built && id < db->kd.nids && !rc; id++)
-		if (kv__kd_ent(&db->kd, id)->key != 0)
+		if (kv__kd_live(&db->kd, id))
 			rc = kv__order_insert(&db->order, id,
 					      kv__kd_key(&db->kd, id),
 					      kv__kent_klen(kv__kd_ent(&db->kd, id)));

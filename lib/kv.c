@@ -18,6 +18,7 @@
 #include "error.h"
 #include "io.h"
 #include "read.h"
+#include "record.h"
 
 #define KNOWN_FLAGS (KV_CREATE | KV_RDONLY | KV_EXCL | KV_SALVAGE | \
 		     KV_COMPRESS | KV_UNORDERED | KV_NO_AUTO_COMPACT)
@@ -68,6 +69,17 @@ uint64_t kv__now(const kv_t *db)
 	return db->opts.clock(db->opts.clock_ctx);
 }
 
+int kv__report(kv__progress *p, uint64_t done, const char *what)
+{
+	if (!p->fn || done == p->told ||
+	    (done - p->told < (1u << 20) && done < p->total))
+		return 0;
+	p->told = done;
+	if (p->fn(p->ctx, done, p->total))
+		return kv__fail(KV_ECANCELED, "%s canceled", what);
+	return 0;
+}
+
 void kv__log(const kv_t *db, int level, const char *fmt, ...)
 {
 	char msg[512];
@@ -101,6 +113,27 @@ int kv__db_add_seg_locked(kv_t *db, kv__seg *s)
 	db->segs[slot] = s;
 	db->nsegs++;
 	return 0;
+}
+
+void kv__db_retire(kv_t *db, const kv__kent *e)
+{
+	kv__seg *s = db->segs[KV__LOC_SLOT(e->loc)];
+	uint64_t size = kv__rec_size(kv__kent_klen(e), e->vlen);
+
+	if (kv__kent_flags(e) & KV__KF_DEAD)
+		return;
+	s->live_bytes -= size;
+	s->dead_bytes += size;
+}
+
+void kv__db_forget(kv_t *db, uint32_t id, const void *key, size_t klen,
+		   uint64_t h)
+{
+	/* The ordered index first: removing it compares through the keydir's
+	 * copy of the key, which kv__kd_remove may move. */
+	if (db->order_built)
+		kv__order_remove(&db->order, key, klen);
+	kv__kd_remove(&db->kd, id, h);
 }
 
 int kv__db_add_seg(kv_t *db, kv__seg *s)

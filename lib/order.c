@@ -6,7 +6,7 @@
  * key bytes. Internal nodes keep, next to each child pointer, the smallest
  * id of that child's subtree; a search compares the key with those ids, so
  * a separator is always a live entry and is fixed up whenever the smallest
- * id of a subtree is removed or replaced (the keydir may reuse the old id).
+ * id of a subtree is removed (the keydir may reuse the old id).
  *
  * Invariants:
  *   - every leaf holds at least one id; all leaves are at the same depth and
@@ -583,21 +583,6 @@ int kv__order_remove(kv__order *o, const void *key, size_t klen)
 	leaf_del(p.leaf, p.pos - 1);
 	o->count--;
 	rebalance(o, &p);
-	return 0;
-}
-
-int kv__order_replace(kv__order *o, const void *key, size_t klen,
-		      uint32_t new_id)
-{
-	struct ord_path p;
-
-	if (!o->root)
-		return KV_ENOTFOUND;
-	descend(o, key, klen, &p);
-	if (!p.found)
-		return KV_ENOTFOUND;
-	p.leaf->ids[p.pos - 1] = new_id;
-	fix_mins(&p, p.depth);
 	return 0;
 }
 

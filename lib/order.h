@@ -40,9 +40,6 @@ void kv__order_free(kv__order *o);
 int kv__order_insert(kv__order *o, uint32_t id, const void *key, size_t klen);
 /* Removes the id whose key equals (key, klen); KV_ENOTFOUND if none. */
 int kv__order_remove(kv__order *o, const void *key, size_t klen);
-/* Replaces the id stored for (key, klen) with new_id; KV_ENOTFOUND. */
-int kv__order_replace(kv__order *o, const void *key, size_t klen,
-		      uint32_t new_id);
 /* Positions *c at the first id whose key is >= (key, klen), or > it when
  * `after` is non-zero; key NULL means the first id of all. */
 void kv__order_seek(const kv__order *o, const void *key, size_t klen,

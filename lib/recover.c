@@ -275,18 +275,6 @@ static int grow_lsns(rstate *st, uint32_t id)
 	return 0;
 }
 
-/* Marks the record an entry points at as dead in its segment. */
-static void retire(kv_t *db, const kv__kent *e)
-{
-	kv__seg *old = db->segs[KV__LOC_SLOT(e->loc)];
-	uint64_t size = kv__rec_size(kv__kent_klen(e), e->vlen);
-
-	if (kv__kent_flags(e) & KV__KF_DEAD)
-		return; /* a tombstone's bytes were counted dead already */
-	old->live_bytes -= size;
-	old->dead_bytes += size;
-}
-
 static int apply(kv_t *db, rstate *st, kv__seg *s, uint64_t off,
 		 const kv__rec *r, const uint8_t *key)
 {
@@ -311,7 +299,7 @@ static int apply(kv_t *db, rstate *st, kv__seg *s, uint64_t off,
 	}
 	if (id != UINT32_MAX) {
 		kv__kent *e = kv__kd_ent(&db->kd, id);
-		retire(db, e);
+		kv__db_retire(db, e);
 		e->loc = KV__LOC(s->slot, off);
 		e->vlen = r->vlen;
 		kv__kd_set_flags(&db->kd, id, flags);
@@ -467,7 +455,7 @@ static void purge(kv_t *db)
 	for (uint32_t id = 0; id < db->kd.nids; id++) {
 		kv__kent *e = kv__kd_ent(&db->kd, id);
 
-		if (e->key == 0 || !(kv__kent_flags(e) & KV__KF_DEAD))
+		if (!kv__kd_live(&db->kd, id) || !(kv__kent_flags(e) & KV__KF_DEAD))
 			continue;
 		kv__kd_remove(&db->kd, id,
 			      kv__kd_hash(kv__kd_key(&db->kd, id),
@@ -632,9 +620,6 @@ static int make_active(kv_t *db, kv__seg *tail)
 	kv__seg *s;
 	int rc;
 
-	for (uint32_t i = 0; i < db->nslots; i++)
-		if (db->segs[i] && db->segs[i] != tail)
-			db->segs[i]->sealed = 1;
 	if (db->rdonly)
 		return 0;
 	if (tail) {

@@ -235,7 +235,6 @@ int kv__seg_publish(kv__seg *s, const char *dir)
 		rc = rename_in(s, dir);
 	if (rc == 0)
 		map_file(s, s->size);
-	s->sealed = 1;
 	return rc;
 }
 
@@ -296,7 +295,6 @@ int kv__seg_open(const char *dir, uint64_t seq, int rdonly, uint64_t map_len,
 	if ((rc = check_header(h, s->name, seq)) != 0)
 		goto fail;
 	s->flags = kv__get32(h + 24);
-	s->sealed = !!(s->flags & KV__SEG_F_COMPACTED);
 	s->size = size;
 	s->flushed = size;
 	map_file(s, map_len > size ? map_len : size);

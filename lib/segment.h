@@ -36,7 +36,6 @@ typedef struct kv__seg {
 	uint64_t tomb_bytes;       /* of which tombstones */
 	uint64_t min_lsn, max_lsn; /* of its records; 0 when it has none */
 	uint32_t flags;            /* KV__SEG_F_* from the header */
-	int sealed;
 	int has_hint;
 	/* One reference for the segment table, one per reader using the
 	 * record outside klock; the last to drop it closes the file, so a

@@ -19,7 +19,7 @@ static void each_expired(kv_t *db, void (*fn)(void *ctx, uint32_t slot,
 		uint8_t h[KV__REC_HDR];
 		kv__rec r;
 
-		if (e->key == 0 || !(kv__kent_flags(e) & KV__KF_TTL))
+		if (!kv__kd_live(&db->kd, id) || !(kv__kent_flags(e) & KV__KF_TTL))
 			continue;
 		kv__seg *s = db->segs[KV__LOC_SLOT(e->loc)];
 		if (kv__seg_read(s, KV__LOC_OFF(e->loc), h, sizeof h) ||

@@ -8,15 +8,11 @@
 #include "error.h"
 #include "walk.h"
 
-#define PROGRESS_STEP (1u << 20)
-
 typedef struct check {
 	kv_t *db;
-	kv_progress_fn progress;
-	void *ctx;
+	kv__progress prog;
 	kv__walk walk;
 	kv_verify_stats st;
-	uint64_t total, told;
 	char first[256];       /* the first damage found, for kv_errmsg */
 } check;
 
@@ -59,17 +55,6 @@ static held *snapshot(kv_t *db, size_t *n, uint64_t *total)
 	return v;
 }
 
-static int report(check *c)
-{
-	if (!c->progress || (c->st.bytes - c->told < PROGRESS_STEP &&
-			     c->st.bytes < c->total))
-		return 0;
-	c->told = c->st.bytes;
-	if (c->progress(c->ctx, c->st.bytes, c->total))
-		return kv__fail(KV_ECANCELED, "verify canceled");
-	return 0;
-}
-
 static void damage(check *c, const kv__seg *s, uint64_t off, uint64_t len,
 		   const char *why)
 {
@@ -99,7 +84,7 @@ static int check_segment(check *c, kv__seg *s, uint64_t size)
 			c->st.records++;
 		c->st.bytes += next - off;
 		off = next;
-		rc = report(c);
+		rc = kv__report(&c->prog, c->st.bytes, "verify");
 	}
 	return rc;
 }
@@ -107,7 +92,7 @@ static int check_segment(check *c, kv__seg *s, uint64_t size)
 KV_API int kv_verify(kv_t *db, kv_progress_fn progress, void *ctx,
 		     kv_verify_stats *out)
 {
-	check c = { .db = db, .progress = progress, .ctx = ctx };
+	check c = { .db = db, .prog = { .fn = progress, .ctx = ctx } };
 	held *segs;
 	size_t n;
 	int rc = 0;
@@ -116,7 +101,7 @@ KV_API int kv_verify(kv_t *db, kv_progress_fn progress, void *ctx,
 		memset(out, 0, sizeof *out);
 	if (!db)
 		return kv__fail(KV_EINVAL, "store handle is NULL");
-	if (!(segs = snapshot(db, &n, &c.total)))
+	if (!(segs = snapshot(db, &n, &c.prog.total)))
 		return kv__fail(KV_ENOMEM, "out of memory verifying");
 	for (size_t i = 0; i < n; i++) {
 		if (rc == 0)
@@ -126,9 +111,8 @@ KV_API int kv_verify(kv_t *db, kv_progress_fn progress, void *ctx,
 	free(segs);
 	kv__walk_free(&c.walk);
 	/* The last report always says done == total. */
-	if (rc == 0 && progress && c.told != c.st.bytes &&
-	    progress(ctx, c.st.bytes, c.total))
-		rc = kv__fail(KV_ECANCELED, "verify canceled");
+	if (rc == 0)
+		rc = kv__report(&c.prog, c.st.bytes, "verify");
 	if (out)
 		*out = c.st;
 	if (rc == 0 && c.st.bad_ranges)
