@@ -462,34 +462,18 @@ static void test_background_compaction_reclaims_space(void **state)
 	tu_rmdir(dir);
 }
 
-struct prog {
-	uint64_t last, total;
-	int calls;
-	int stop_at;
-};
-
-static int on_progress(void *ctx, uint64_t done, uint64_t total)
-{
-	struct prog *p = ctx;
-
-	assert_true(done >= p->last && done <= total);
-	p->last = done;
-	p->total = total;
-	return ++p->calls == p->stop_at;
-}
-
 static void test_progress_and_cancel(void **state)
 {
 	char *dir = tu_mkdir();
 	kv_options o = compact_options(64 << 10);
-	struct prog p = { .stop_at = 2 };
+	tu_prog p = { .stop_at = 2 };
 	struct kv_stats a = { .size = sizeof a }, b = { .size = sizeof b };
 	model m = { 0 };
 	uint64_t seed = 11;
 	kv_t *db;
 
 	(void)state;
-	o.progress = on_progress;
+	o.progress = tu_on_progress;
 	o.progress_ctx = &p;
 	db = tu_open(dir, &o);
 	for (int r = 0; r < 20; r++)
@@ -503,7 +487,7 @@ static void test_progress_and_cancel(void **state)
 	assert_int_equal(b.compactions, 0);
 	check_model(db, &m);
 	/* Run to the end: the last report is done == total. */
-	p = (struct prog){ .stop_at = -1 };
+	p = (tu_prog){ 0 };
 	kv_compact_stats cs;
 	TU_OK(kv_compact(db, &cs));
 	assert_true(p.calls >= 2);

@@ -70,38 +70,21 @@ static void test_damage_in_a_dead_record_is_found(void **state)
 	tu_rmdir(dir);
 }
 
-struct prog {
-	int calls;
-	uint64_t last, total;
-	int stop;
-};
-
-static int on_progress(void *ctx, uint64_t done, uint64_t total)
-{
-	struct prog *p = ctx;
-
-	assert_true(done >= p->last && done <= total);
-	p->last = done;
-	p->total = total;
-	p->calls++;
-	return p->stop;
-}
-
 static void test_progress_and_cancel(void **state)
 {
 	char *dir = tu_mkdir();
 	kv_options o;
-	struct prog p = { 0 };
+	tu_prog p = { 0 };
 	kv_t *db;
 
 	(void)state;
 	build(dir, &o);
 	db = tu_open(dir, &o);
-	TU_OK(kv_verify(db, on_progress, &p, NULL));
+	TU_OK(kv_verify(db, tu_on_progress, &p, NULL));
 	assert_true(p.calls >= 1);
 	assert_int_equal(p.last, p.total);
-	p = (struct prog){ .stop = 1 };
-	assert_int_equal(kv_verify(db, on_progress, &p, NULL), KV_ECANCELED);
+	p = (tu_prog){ .stop_at = 1 };
+	assert_int_equal(kv_verify(db, tu_on_progress, &p, NULL), KV_ECANCELED);
 	assert_int_equal(p.calls, 1);
 	assert_int_equal(kv_verify(NULL, NULL, NULL, NULL), KV_EINVAL);
 	kv_close(db);

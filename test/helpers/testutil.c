@@ -179,6 +179,16 @@ void tu_expect_missing(kv_t *db, const char *key)
 	assert_int_equal(kv_exists(db, key, strlen(key)), KV_ENOTFOUND);
 }
 
+int tu_on_progress(void *ctx, uint64_t done, uint64_t total)
+{
+	tu_prog *p = ctx;
+
+	assert_true(done >= p->last && done <= total);
+	p->last = done;
+	p->total = total;
+	return ++p->calls == p->stop_at;
+}
+
 uint64_t tu_rand(uint64_t *s)
 {
 	*s ^= *s >> 12;

@@ -68,6 +68,16 @@ void tu_fault_clear(void);
 /* Calls of each kind seen since the last clear. */
 unsigned tu_calls(enum tu_fault_kind kind);
 
+/* A progress recorder for kv_compact / kv_verify: checks that figures
+ * never go back or pass total, counts calls, and asks to stop at call
+ * number stop_at (0: never). */
+typedef struct tu_prog {
+	int calls;
+	uint64_t last, total;
+	int stop_at;
+} tu_prog;
+int tu_on_progress(void *ctx, uint64_t done, uint64_t total);
+
 /* Deterministic PRNG for tests (xorshift64*). */
 uint64_t tu_rand(uint64_t *state);
 
