@@ -234,5 +234,9 @@ check-asan:
 check-tsan:
 	$(MAKE) B=build-tsan SAN="-fsanitize=thread" KV_TEST_SCALE=1 test-run
 
+# Harness fragments (test/mk/*.mk) add their own targets and hook them
+# into check and torture by naming those as extra prerequisites.
+include $(wildcard test/mk/*.mk)
+
 clean:
-	rm -rf build build-asan build-tsan build-fuzz
+	rm -rf build build-asan build-tsan build-fuzz build-*
