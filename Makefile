@@ -20,7 +20,7 @@ VERSION := $(MAJOR).$(MINOR).$(PATCH)
 # B is the build directory; check-asan and check-tsan use their own.
 B ?= build
 SAN ?=
-DEPS := zlib libxxhash libbsd
+DEPS := zlib libisal libxxhash libbsd
 WARN := -Wall -Wextra -Werror -Wshadow -Wconversion -Wstrict-prototypes \
 	-Wmissing-prototypes
 DEP_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(DEPS))
@@ -46,7 +46,7 @@ TEST_LIBS = $(B)/libkv.a $(DEP_LIBS) $(shell $(PKG_CONFIG) --libs cmocka)
 # Keep objects built by pattern rules (helpers) between runs.
 .SECONDARY:
 
-all: deps $(B)/libkv.so $(B)/libkv.a $(B)/libkv.pc
+all: deps $(B)/libkv.so $(B)/libkv.a $(B)/libkv.pc $(B)/libkv-static.pc
 
 deps:
 	@scripts/deps.sh
@@ -72,7 +72,7 @@ $(B)/libkv.so: $(B)/libkv.so.$(VERSION)
 PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 	-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|'
 
-$(B)/libkv.pc: pkgconfig/libkv.pc.in include/kv.h | $(B)/obj
+$(B)/%.pc: pkgconfig/%.pc.in include/kv.h | $(B)/obj
 	$(PC_SED) $< > $@
 
 # ---- examples: each takes a store directory and exits 0 when all it
@@ -131,6 +131,8 @@ install: all $(B)/kvctl
 	ln -sf libkv.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libkv.so
 	$(INSTALL) -m 644 $(B)/libkv.a $(DESTDIR)$(LIBDIR)/libkv.a
 	$(PC_SED) pkgconfig/libkv.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/libkv.pc
+	$(PC_SED) pkgconfig/libkv-static.pc.in \
+		> $(DESTDIR)$(LIBDIR)/pkgconfig/libkv-static.pc
 	$(INSTALL) -m 755 $(B)/kvctl $(DESTDIR)$(BINDIR)/kvctl
 	scripts/install-man.sh install $(DESTDIR)$(MANDIR) $(MAN_PAGES)
 
@@ -138,7 +140,8 @@ uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/kv.h $(DESTDIR)$(BINDIR)/kvctl \
 		$(DESTDIR)$(LIBDIR)/libkv.so.$(VERSION) \
 		$(DESTDIR)$(LIBDIR)/libkv.so.$(MAJOR) $(DESTDIR)$(LIBDIR)/libkv.so \
-		$(DESTDIR)$(LIBDIR)/libkv.a $(DESTDIR)$(LIBDIR)/pkgconfig/libkv.pc
+		$(DESTDIR)$(LIBDIR)/libkv.a $(DESTDIR)$(LIBDIR)/pkgconfig/libkv.pc \
+		$(DESTDIR)$(LIBDIR)/pkgconfig/libkv-static.pc
 	scripts/install-man.sh uninstall $(DESTDIR)$(MANDIR) $(MAN_PAGES)
 
 # Installs into a temporary DESTDIR and builds the quickstart from it with

@@ -1,8 +1,8 @@
 /* hint.c - encode and check hint files (layout in format.h). */
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
+#include "crc.h"
 #include "hint.h"
 #include "kv.h"
 #include "le.h"
@@ -36,7 +36,7 @@ static void file_header(uint8_t *p, uint64_t seq)
 	kv__put32(p + 8, KV__FORMAT_VERSION);
 	kv__put32(p + 12, KV__KIND_HINT);
 	kv__put64(p + 16, seq);
-	kv__put32(p + 28, (uint32_t)crc32_z(0, p, 28));
+	kv__put32(p + 28, kv__crc32(0, p, 28));
 }
 
 void kv__hint_begin(kv__hint_buf *h, uint64_t seq)
@@ -63,7 +63,7 @@ void kv__hint_add(kv__hint_buf *h, const kv__rec *r, uint64_t off,
 	kv__put64(p + 24, r->lsn);
 	kv__put64(p + 32, r->expire_ms);
 	memcpy(p + KV__HINT_ENT, key, r->klen);
-	kv__put32(p, (uint32_t)crc32_z(0, p + 4, KV__HINT_ENT - 4 + r->klen));
+	kv__put32(p, kv__crc32(0, p + 4, KV__HINT_ENT - 4 + r->klen));
 	h->count++;
 }
 
@@ -77,7 +77,7 @@ int kv__hint_finish(kv__hint_buf *h, uint64_t seg_size)
 	kv__put64(p + 8, h->count);
 	kv__put64(p + 16, seg_size);
 	kv__put32(p + 24, 0);
-	kv__put32(p + 28, (uint32_t)crc32_z(0, h->data, h->len - 4));
+	kv__put32(p + 28, kv__crc32(0, h->data, h->len - 4));
 	return 0;
 }
 
@@ -97,12 +97,12 @@ const char *kv__hint_check(const uint8_t *img, size_t len, uint64_t seq,
 	if (memcmp(img, KV__SEG_MAGIC, 8) || kv__get32(img + 8) !=
 	    KV__FORMAT_VERSION || kv__get32(img + 12) != KV__KIND_HINT ||
 	    kv__get64(img + 16) != seq ||
-	    kv__get32(img + 28) != (uint32_t)crc32_z(0, img, 28))
+	    kv__get32(img + 28) != kv__crc32(0, img, 28))
 		return "bad hint file header";
 	t = img + len - KV__HINT_TRAILER;
 	if (memcmp(t, KV__HINT_MAGIC, 8))
 		return "no hint trailer";
-	if (kv__get32(t + 28) != (uint32_t)crc32_z(0, img, len - 4))
+	if (kv__get32(t + 28) != kv__crc32(0, img, len - 4))
 		return "hint file checksum mismatch";
 	if (kv__get64(t + 16) != seg_size)
 		return "hint does not cover the segment";
@@ -134,7 +134,7 @@ int kv__hint_next(const uint8_t *img, size_t len, size_t *pos,
 	e->key = p + KV__HINT_ENT;
 	if (at + KV__HINT_ENT + e->rec.klen > end)
 		return -1;
-	if (check_crc && kv__get32(p) != (uint32_t)crc32_z(0, p + 4,
+	if (check_crc && kv__get32(p) != kv__crc32(0, p + 4,
 					KV__HINT_ENT - 4 + e->rec.klen))
 		return -1;
 	*pos = at + KV__HINT_ENT + e->rec.klen;

@@ -3,6 +3,7 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "crc.h"
 #include "kv.h"
 #include "le.h"
 #include "record.h"
@@ -10,12 +11,12 @@
 
 uint32_t kv__rec_crc_update(uint32_t crc, const void *p, size_t n)
 {
-	return (uint32_t)crc32_z(crc, p, n);
+	return kv__crc32(crc, p, n);
 }
 
 uint32_t kv__rec_crc_begin(const uint8_t hdr[KV__REC_HDR])
 {
-	return kv__rec_crc_update((uint32_t)crc32_z(0, Z_NULL, 0), hdr + 4,
+	return kv__rec_crc_update(0, hdr + 4,
 				  KV__REC_HDR - 4);
 }
 

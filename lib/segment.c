@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <zlib.h>
 
+#include "crc.h"
 #include "error.h"
 #include "io.h"
 #include "le.h"
@@ -46,6 +46,11 @@ static void path_of(char *out, size_t cap, const char *dir, const char *name)
 	snprintf(out, cap, "%s/%s", dir, name);
 }
 
+/* A step of making a segment: named for the sequence it belongs to, a
+ * compaction output or the log (rollover, or the first segment at open). */
+#define SEG_KILLPOINT(s, step) KV__KILLPOINT(                       \
+	((s)->flags & KV__SEG_F_COMPACTED) ? "compact.out_" step : "seg." step)
+
 static void encode_header(uint8_t h[KV__FILE_HDR], uint64_t seq,
 			  uint32_t flags)
 {
@@ -55,7 +60,7 @@ static void encode_header(uint8_t h[KV__FILE_HDR], uint64_t seq,
 	kv__put32(h + 12, KV__KIND_SEGMENT);
 	kv__put64(h + 16, seq);
 	kv__put32(h + 24, flags);
-	kv__put32(h + 28, (uint32_t)crc32_z(0, h, 28));
+	kv__put32(h + 28, kv__crc32(0, h, 28));
 }
 
 /* Checks a file header; returns 0 or the error, with the message set. */
@@ -66,7 +71,7 @@ static int check_header(const uint8_t h[KV__FILE_HDR], const char *name,
 
 	if (memcmp(h, KV__SEG_MAGIC, 8) != 0)
 		return kv__fail(KV_ECORRUPT, "%s: offset 0: bad magic", name);
-	if (kv__get32(h + 28) != (uint32_t)crc32_z(0, h, 28))
+	if (kv__get32(h + 28) != kv__crc32(0, h, 28))
 		return kv__fail(KV_ECORRUPT,
 				"%s: offset 0: header checksum mismatch", name);
 	if (version != KV__FORMAT_VERSION ||
@@ -154,9 +159,11 @@ static int create_tmp(kv__seg *s, const char *dir, unsigned mode,
 	s->fd = kv__io.open(tmp, O_RDWR | O_CREAT | O_TRUNC, (mode_t)mode);
 	if (s->fd < 0)
 		return kv__fail_sys("%s: create", tmp);
+	SEG_KILLPOINT(s, "tmp_created");
 	if (kv__io_pwritev_all(s->fd, &iov, 1, 0) == 0) {
 		s->size = KV__FILE_HDR;
 		s->flushed = KV__FILE_HDR;
+		SEG_KILLPOINT(s, "header_written");
 		return 0;
 	}
 	int rc = kv__fail_sys("%s: write of new segment", tmp);
@@ -172,12 +179,16 @@ static int rename_in(kv__seg *s, const char *dir)
 
 	path_of(path, sizeof path, dir, s->name);
 	tmp_path(tmp, sizeof tmp, dir, s->name);
-	if (kv__io.fsync(s->fd) || kv__io.rename(tmp, path)) {
-		int rc = kv__fail_sys("%s: write of new segment", tmp);
-		kv__io.unlink(tmp);
-		return rc;
+	if (kv__io.fsync(s->fd) == 0) {
+		SEG_KILLPOINT(s, "tmp_synced");
+		if (kv__io.rename(tmp, path) == 0) {
+			SEG_KILLPOINT(s, "renamed");
+			return 0;
+		}
 	}
-	return 0;
+	int rc = kv__fail_sys("%s: write of new segment", tmp);
+	kv__io.unlink(tmp);
+	return rc;
 }
 
 /* Header, fsync, rename, fsync of the directory. */
@@ -189,6 +200,8 @@ static int create_file(kv__seg *s, const char *dir, unsigned mode)
 		rc = rename_in(s, dir);
 	if (rc == 0 && kv__io_fsync_dir(dir))
 		rc = kv__fail_sys("%s: fsync of directory", dir);
+	if (rc == 0)
+		KV__KILLPOINT("seg.dir_synced");
 	return rc;
 }
 
@@ -252,6 +265,8 @@ int kv__seg_unlink(const char *dir, uint64_t seq, int tmp)
 			 tmp ? ".tmp" : "");
 		if (kv__io.unlink(path) != 0 && errno != ENOENT)
 			rc = kv__fail_sys("%s: unlink", path);
+		if (i == 0)
+			KV__KILLPOINT("seg.hint_unlinked");
 	}
 	return rc;
 }
@@ -427,7 +442,11 @@ int kv__seg_sync(kv__seg *s)
 
 int kv__seg_truncate(kv__seg *s, uint64_t len)
 {
-	if (kv__io.ftruncate(s->fd, (off_t)len) || kv__io.fsync(s->fd))
+	int bad = kv__io.ftruncate(s->fd, (off_t)len);
+
+	if (!bad)
+		KV__KILLPOINT("seg.truncated");
+	if (bad || kv__io.fsync(s->fd))
 		return kv__fail_sys("%s: truncate to %" PRIu64 " bytes",
 				    s->name, len);
 	s->size = len;

@@ -6,7 +6,7 @@
 # exact command and fails, so a build never half-works without its deps.
 set -eu
 
-pkgs="pkg-config zlib1g-dev libxxhash-dev libbsd-dev libcmocka-dev mandoc"
+pkgs="pkg-config zlib1g-dev libisal-dev libxxhash-dev libbsd-dev libcmocka-dev mandoc"
 [ "${1:-}" = bench ] && pkgs="$pkgs liblmdb-dev libleveldb-dev librocksdb-dev libsqlite3-dev libkyotocabinet-dev libgdbm-dev libtkrzw-dev"
 
 missing=""

@@ -1,7 +1,7 @@
 #!/bin/sh
 # install-check.sh - make install into a temporary DESTDIR, then build and
 # run examples/quickstart.c against it with nothing but pkg-config (shared
-# and --static), run the installed kvctl, and check that make uninstall
+# and from libkv.a through libkv-static.pc), run the installed kvctl, and check that make uninstall
 # leaves no file behind.
 set -eu
 root=$(mktemp -d)
@@ -19,9 +19,11 @@ check() { if "$@"; then pass=$((pass + 1)); else echo "install: FAILED: $*"; fai
 check $cc -std=c11 -o "$root/qs" examples/quickstart.c $(pkg-config --cflags --libs libkv)
 check env LD_LIBRARY_PATH="$root$prefix/lib" "$root/qs" "$root/store1"
 # shellcheck disable=SC2046
-check $cc -std=c11 -static -o "$root/qs-static" examples/quickstart.c \
-	$(pkg-config --cflags --libs --static libkv)
+check $cc -std=c11 -o "$root/qs-static" examples/quickstart.c \
+	$(pkg-config --cflags --libs libkv-static)
 check "$root/qs-static" "$root/store2"
+# Linked from the archive: the program must not need libkv.so.
+check sh -c "! readelf -d '$root/qs-static' | grep -q 'NEEDED.*libkv'"
 check test -x "$root$prefix/bin/kvctl"
 check test -f "$root$prefix/share/man/man3/kv_put_ttl.3"
 check grep -q '^\.so man3/kv_put\.3$' "$root$prefix/share/man/man3/kv_put_ttl.3"
