@@ -6,8 +6,9 @@
  *     32-bit id (freed ids are reused), so nothing moves on growth and the
  *     ordered index can refer to ids;
  *   - key bytes: appended to 1 MiB arena chunks, compacted when half dead;
- *   - table: open addressing with linear probing over 32-bit ids, plus one
- *     tag byte per slot (7 hash bits) so a probe rarely touches an entry.
+ *   - table: open addressing with linear probing; a slot is a 32-bit id and
+ *     32 bits of the key's hash, so a probe touches one cache line, rarely
+ *     an entry whose key differs, and growing needs no key bytes.
  * No per-key malloc anywhere. Touches no files. Not thread-safe: kv.c holds
  * the keydir lock (shared for lookups, exclusive for changes).
  */
@@ -33,9 +34,13 @@ typedef struct __attribute__((packed, aligned(4))) kv__kent {
 	uint32_t vlen; /* stored value length, so size = 32 + klen + vlen */
 } kv__kent;
 
+typedef struct kv__kslot {
+	uint32_t id1; /* id + 1; 0 = empty, UINT32_MAX = deleted */
+	uint32_t h;   /* low 32 bits of the key's hash: position and tag */
+} kv__kslot;
+
 typedef struct kv__keydir {
-	uint32_t *slots;     /* id + 1; 0 = empty, UINT32_MAX = deleted */
-	uint8_t *tags;       /* 0x80 | 7 hash bits for a live slot */
+	kv__kslot *slots;
 	uint64_t cap;        /* slots, a power of two */
 	uint64_t used;       /* live slots */
 	uint64_t deleted;    /* deleted-marker slots */
