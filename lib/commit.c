@@ -36,14 +36,17 @@ static int roll(kv_t *db)
 	kv__seg *old = db->active, *s;
 	int rc;
 
+	KV__KILLPOINT("roll.begin");
 	if ((rc = kv__seg_flush(old)) != 0)
 		return rc;
 	if (kv__seg_sync(old))
 		return kv__poison(db);
+	KV__KILLPOINT("roll.sealed");
 	/* A number is used up even if the create fails: a half-made file
 	 * of that name may be left for the next open to remove. */
 	rc = kv__seg_create(db->dir, ++db->max_seq, db->opts.file_mode,
 			    db->opts.max_file_size, 0, &s);
+	KV__KILLPOINT("roll.created");
 	if (rc == 0 && db->opts.sync_mode == KV_SYNC_NONE)
 		rc = kv__seg_set_buffer(s, KV__NONE_BUFFER);
 	if (rc == 0)
@@ -57,6 +60,7 @@ static int roll(kv_t *db)
 	pthread_mutex_lock(&db->sync.mu);
 	db->sync.synced = db->appended;
 	pthread_mutex_unlock(&db->sync.mu);
+	KV__KILLPOINT("roll.done");
 	kv__compact_kick(db);
 	return 0;
 }

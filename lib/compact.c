@@ -44,6 +44,7 @@ typedef struct move {
 	uint32_t out;           /* output index, or NO_OUT: key to remove */
 	uint32_t size;          /* record bytes (a copy keeps the size) */
 	uint64_t off;           /* offset in that output */
+	uint32_t id;            /* keydir id of the key when it was copied */
 } move;
 
 typedef struct job {
@@ -269,14 +270,15 @@ static int emit(job *j, kv__rec r, const uint8_t *key, const uint8_t *val,
 	return 0;
 }
 
-static int add_move(job *j, uint64_t old_loc, uint32_t out, uint64_t off,
-		    uint64_t size)
+static int add_move(job *j, uint32_t id, uint64_t old_loc, uint32_t out,
+		    uint64_t off, uint64_t size)
 {
 	int rc = grow((void **)&j->moves, &j->capmoves, j->nmoves + 1,
 		      sizeof *j->moves);
 
 	if (rc == 0)
-		j->moves[j->nmoves++] = (move){ old_loc, out, (uint32_t)size, off };
+		j->moves[j->nmoves++] = (move){ old_loc, out, (uint32_t)size,
+						off, id };
 	return rc;
 }
 
@@ -312,7 +314,8 @@ static int copy_put(job *j, kv__seg *s, uint64_t off, const kv__rec *r,
 	uint32_t out = NO_OUT;
 	int present, rc;
 
-	int live = entry_at(j->db, key, r->klen, loc, &present) != UINT32_MAX;
+	uint32_t id = entry_at(j->db, key, r->klen, loc, &present);
+	int live = id != UINT32_MAX;
 	int expired = r->expire_ms && r->expire_ms <= j->now;
 
 	/* Dropping an expired record could bring back an older value of its
@@ -324,13 +327,13 @@ static int copy_put(job *j, kv__seg *s, uint64_t off, const kv__rec *r,
 		if (j->floor < r->lsn &&
 		    (rc = emit(j, tombstone_of(r), key, NULL, &out, &noff)))
 			return rc;
-		return live ? add_move(j, loc, NO_OUT, 0, 0) : 0;
+		return live ? add_move(j, id, loc, NO_OUT, 0, 0) : 0;
 	}
 	if (!live)
 		return 0; /* overwritten or deleted: dead */
 	if ((rc = emit(j, *r, key, key + r->klen, &out, &noff)) != 0)
 		return rc;
-	return add_move(j, loc, out, noff, kv__rec_size(r->klen, r->vlen));
+	return add_move(j, id, loc, out, noff, kv__rec_size(r->klen, r->vlen));
 }
 
 static int copy_del(job *j, const kv__rec *r, const uint8_t *rec)
@@ -366,6 +369,8 @@ static int damaged(job *j, kv__seg *s, uint64_t *off, const char *why)
 		return kv__fail(KV_ECORRUPT, "%s: bad record at offset %" PRIu64
 				" during compaction: %s", s->name, *off, why);
 	uint64_t next = kv__walk_resync(&j->walk, s, *off, s->size);
+	if (j->walk.err)
+		return j->walk.err; /* unreadable is not damaged */
 	kv__log(j->db, KV_LOG_WARN, "%s: compaction skipped %" PRIu64
 		" damaged bytes at offset %" PRIu64 " (%s)", s->name,
 		next - *off, *off, why);
@@ -388,6 +393,8 @@ static int copy_segment(job *j, kv__seg *s)
 		const char *why = kv__walk_check(&j->walk, s, off, s->size, &r,
 						 &rec);
 
+		if (why && j->walk.err)
+			return j->walk.err; /* an I/O error, not damage */
 		if (why) {
 			if ((rc = damaged(j, s, &off, why)) != 0)
 				return rc;
@@ -428,6 +435,7 @@ static void write_hint(job *j, size_t i)
 		kv__log(j->db, KV_LOG_WARN, "%s: hint not written", path);
 		return;
 	}
+	KV__KILLPOINT("compact.hint_written");
 	j->out[i]->has_hint = 1;
 	j->st.bytes_written += h->len;
 }
@@ -447,6 +455,7 @@ static int publish_outputs(job *j)
 	}
 	if (j->nout && kv__io_fsync_dir(j->db->dir))
 		return kv__fail_sys("%s: fsync of directory", j->db->dir);
+	KV__KILLPOINT("compact.outputs_durable");
 	return 0;
 }
 
@@ -487,26 +496,33 @@ static int write_obsolete(job *j)
 		rc = kv__fail_sys("%s: write", path);
 	else if ((j->obs_seq = seq) && kv__io_fsync_dir(j->db->dir))
 		rc = kv__fail_sys("%s: fsync of directory", j->db->dir);
+	else
+		KV__KILLPOINT("compact.obs_durable");
 	free(b);
 	return rc;
 }
 
 /* ---- the switch ---- */
 
-static void switch_one(job *j, const move *m, const uint8_t *key,
-		       uint32_t klen)
+/* Found by id, not by key: reading the key back from an input could fail
+ * (no map, an I/O error), and an entry left on an input would dangle once
+ * the inputs are dropped. Ids are stable while a key lives, and a record's
+ * location belongs to one key, so "id live and still at old_loc" means
+ * this very key is untouched since it was copied. */
+static void switch_one(job *j, const move *m)
 {
 	kv_t *db = j->db;
-	uint64_t h = kv__kd_hash(key, klen);
-	uint32_t id = kv__kd_find(&db->kd, key, klen, h);
-	kv__kent *e = id == UINT32_MAX ? NULL : kv__kd_ent(&db->kd, id);
+	kv__kent *e = kv__kd_live(&db->kd, m->id) ? kv__kd_ent(&db->kd, m->id)
+						   : NULL;
 	kv__seg *out = m->out == NO_OUT ? NULL : j->out[m->out];
 
 	if (!e || e->loc != m->old_loc)
 		return; /* a newer write won: the copy stays dead */
 	kv__db_retire(db, e); /* from its input segment's live figures */
 	if (!out) { /* expired: gone from the index as from the disk */
-		kv__db_forget(db, id, key, klen, h);
+		const uint8_t *key = kv__kd_key(&db->kd, m->id);
+		size_t klen = kv__kent_klen(e);
+		kv__db_forget(db, m->id, key, klen, kv__kd_hash(key, klen));
 		return;
 	}
 	e->loc = KV__LOC(out->slot, m->off);
@@ -515,33 +531,17 @@ static void switch_one(job *j, const move *m, const uint8_t *key,
 }
 
 /* Switches the keydir in short exclusive steps, so readers and writers
- * interleave with a long switch. Keys are read from the inputs, which stay
- * in the table (and mapped) until every step is done. */
+ * interleave with a long switch. */
 static void switch_keys(job *j)
 {
 	kv_t *db = j->db;
-	uint8_t h[KV__REC_HDR];
 
 	for (size_t i = 0; i < j->nmoves;) {
 		pthread_rwlock_wrlock(&db->klock);
-		for (size_t n = 0; n < SWITCH_STEP && i < j->nmoves; n++, i++) {
-			const move *m = &j->moves[i];
-			kv__seg *s = db->segs[KV__LOC_SLOT(m->old_loc)];
-			uint64_t off = KV__LOC_OFF(m->old_loc);
-			kv__rec r;
-
-			const uint8_t *key;
-
-			/* Checked when copied; a failing read here leaves the
-			 * entry on its old record, which stays readable. */
-			if (kv__seg_read(s, off, h, sizeof h) ||
-			    kv__rec_decode(h, &r) ||
-			    !(key = kv__walk_bytes(&j->walk, s,
-						   off + KV__REC_HDR, r.klen)))
-				continue;
-			switch_one(j, m, key, r.klen);
-		}
+		for (size_t n = 0; n < SWITCH_STEP && i < j->nmoves; n++, i++)
+			switch_one(j, &j->moves[i]);
 		pthread_rwlock_unlock(&db->klock);
+		KV__KILLPOINT("compact.switch_step");
 	}
 }
 
@@ -587,6 +587,7 @@ static void drop_inputs(job *j)
 		db->nsegs--;
 	}
 	pthread_rwlock_unlock(&db->klock);
+	KV__KILLPOINT("compact.inputs_dropped");
 	int left = 0;
 	for (size_t i = 0; i < j->nin; i++) {
 		if (kv__seg_unlink(db->dir, j->in[i]->seq, 0)) {
@@ -594,14 +595,17 @@ static void drop_inputs(job *j)
 			left = 1;
 			continue;
 		}
+		KV__KILLPOINT("compact.input_unlinked");
 		j->st.bytes_freed += j->in[i]->size;
 	}
 	/* An input left behind could hold a record whose tombstone was
 	 * dropped: keep the list, and the next open deletes it. */
 	if (!left && kv__io_fsync_dir(db->dir) == 0) {
 		char path[PATH_MAX];
+		KV__KILLPOINT("compact.inputs_gone");
 		path_of(path, sizeof path, db->dir, j->obs_seq, KV__OBS_SUFFIX);
-		kv__io.unlink(path);
+		if (kv__io.unlink(path) == 0)
+			KV__KILLPOINT("compact.obs_removed");
 	}
 	/* The table's references; readers still holding one finish first. */
 	for (size_t i = 0; i < j->nin; i++)
@@ -661,12 +665,16 @@ static int run(job *j)
 		rc = copy_segment(j, j->in[i]);
 	if (rc == 0)
 		rc = progress(j); /* the last report says done == total */
-	if (rc == 0)
+	if (rc == 0) {
+		KV__KILLPOINT("compact.copied");
 		rc = publish_outputs(j);
+	}
 	if (rc == 0)
 		rc = list_outputs(j);
-	if (rc == 0)
+	if (rc == 0) {
+		KV__KILLPOINT("compact.outputs_listed");
 		rc = write_obsolete(j);
+	}
 	if (rc) {
 		abandon(j);
 		return rc;
@@ -754,6 +762,7 @@ static void *compact_main(void *arg)
 		if (atomic_load(&c->stop))
 			break;
 		pthread_mutex_unlock(&c->mu);
+		kv__seal_hints(db);
 		int rc = compact(db, 0, NULL);
 		if (rc && rc != KV_ECANCELED)
 			kv__log(db, KV_LOG_ERROR, "background compaction: %s",

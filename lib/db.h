@@ -131,6 +131,9 @@ void kv__compact_kick(kv_t *db);
 /* recover.c */
 int kv__recover(kv_t *db);
 
+/* seal.c: writes hint files for sealed log segments that have none. */
+void kv__seal_hints(kv_t *db);
+
 /* sync.c (its locks are made and destroyed with the handle, in kv.c) */
 int kv__sync_init(kv_t *db);
 void kv__sync_stop(kv_t *db);

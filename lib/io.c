@@ -45,6 +45,7 @@ static int sys_fstat_size(int fd, uint64_t *size)
 
 const kv__io_ops kv__io_default = KV__IO_SYSTEM;
 kv__io_ops kv__io = KV__IO_SYSTEM;
+void (*kv__killpoint_hook)(const char *name);
 
 int kv__io_pread_all(int fd, void *buf, size_t n, uint64_t off)
 {
@@ -103,6 +104,24 @@ int kv__io_pwritev_all(int fd, struct iovec *iov, int cnt, uint64_t off)
 	return 0;
 }
 
+int kv__io_fsync(int fd)
+{
+	int rc;
+
+	while ((rc = kv__io.fsync(fd)) != 0 && errno == EINTR)
+		;
+	return rc;
+}
+
+int kv__io_fdatasync(int fd)
+{
+	int rc;
+
+	while ((rc = kv__io.fdatasync(fd)) != 0 && errno == EINTR)
+		;
+	return rc;
+}
+
 int kv__io_fsync_dir(const char *dir)
 {
 	int fd = kv__io.open(dir, O_RDONLY | O_DIRECTORY, 0);
@@ -110,7 +129,7 @@ int kv__io_fsync_dir(const char *dir)
 
 	if (fd < 0)
 		return -1;
-	rc = kv__io.fsync(fd);
+	rc = kv__io_fsync(fd);
 	saved = errno;
 	kv__io.close(fd);
 	errno = saved;
@@ -128,7 +147,7 @@ int kv__io_write_file(const char *path, const void *data, size_t len,
 	fd = kv__io.open(tmp, O_WRONLY | O_CREAT | O_TRUNC, (mode_t)mode);
 	if (fd < 0)
 		return -1;
-	if (kv__io_pwritev_all(fd, &iov, 1, 0) || kv__io.fsync(fd)) {
+	if (kv__io_pwritev_all(fd, &iov, 1, 0) || kv__io_fsync(fd)) {
 		saved = errno;
 		kv__io.close(fd);
 		kv__io.unlink(tmp);
@@ -136,12 +155,14 @@ int kv__io_write_file(const char *path, const void *data, size_t len,
 		return -1;
 	}
 	kv__io.close(fd);
+	KV__KILLPOINT("file.tmp_synced");
 	if (kv__io.rename(tmp, path)) {
 		saved = errno;
 		kv__io.unlink(tmp);
 		errno = saved;
 		return -1;
 	}
+	KV__KILLPOINT("file.renamed");
 	return 0;
 }
 

@@ -35,9 +35,27 @@ extern kv__io_ops kv__io;
 /* The real system calls, for restoring. */
 extern const kv__io_ops kv__io_default;
 
+/*
+ * Kill points (RELIABILITY-PLAN T5, RocksDB's TEST_KILL_RANDOM): each step
+ * of a durable sequence (rollover, compaction, recovery) is named, e.g.
+ * KV__KILLPOINT("compact.obs_durable"). A test installs a hook that ends
+ * the process at the nth hit of one point, then checks what a reopen
+ * recovers (test/test_killpoints.c lists every point). NULL in production,
+ * so a point costs one well-predicted branch beside a system call.
+ */
+extern void (*kv__killpoint_hook)(const char *name);
+#define KV__KILLPOINT(name) do {               \
+	if (kv__killpoint_hook)                 \
+		kv__killpoint_hook(name);       \
+} while (0)
+
 int kv__io_pread_all(int fd, void *buf, size_t n, uint64_t off);
 /* Writes every byte of iov at off, continuing after short writes. */
 int kv__io_pwritev_all(int fd, struct iovec *iov, int cnt, uint64_t off);
+/* fsync and fdatasync, again after EINTR (an interrupted sync may not
+ * have flushed; it is not a write-back error, which is never retried). */
+int kv__io_fsync(int fd);
+int kv__io_fdatasync(int fd);
 /* fsync of a directory, so renames and new names in it are durable. */
 int kv__io_fsync_dir(const char *dir);
 /* Writes a whole small file as "<path>.tmp", fsyncs it and renames it to

@@ -398,6 +398,7 @@ KV_API int kv_close(kv_t *db)
 	if (!db)
 		return 0;
 	kv__compact_stop(db);
+	kv__seal_hints(db);
 	if (db->active && atomic_load(&db->poisoned)) {
 		rc = kv__fail(KV_EIO, "%s: closed after an earlier write or "
 			      "fsync failure; unsynced writes may be lost",

@@ -179,7 +179,7 @@ static int rename_in(kv__seg *s, const char *dir)
 
 	path_of(path, sizeof path, dir, s->name);
 	tmp_path(tmp, sizeof tmp, dir, s->name);
-	if (kv__io.fsync(s->fd) == 0) {
+	if (kv__io_fsync(s->fd) == 0) {
 		SEG_KILLPOINT(s, "tmp_synced");
 		if (kv__io.rename(tmp, path) == 0) {
 			SEG_KILLPOINT(s, "renamed");
@@ -198,8 +198,16 @@ static int create_file(kv__seg *s, const char *dir, unsigned mode)
 
 	if (rc == 0)
 		rc = rename_in(s, dir);
-	if (rc == 0 && kv__io_fsync_dir(dir))
+	if (rc == 0 && kv__io_fsync_dir(dir)) {
 		rc = kv__fail_sys("%s: fsync of directory", dir);
+		/* The writer goes on appending to the segment before this one.
+		 * Left here, this newer empty one would pass for the log's
+		 * tail at the next open, and a torn append in the real tail
+		 * would then be refused as damage. */
+		char path[PATH_MAX];
+		path_of(path, sizeof path, dir, s->name);
+		kv__io.unlink(path);
+	}
 	if (rc == 0)
 		KV__KILLPOINT("seg.dir_synced");
 	return rc;
@@ -435,7 +443,7 @@ int kv__seg_set_buffer(kv__seg *s, size_t cap)
 
 int kv__seg_sync(kv__seg *s)
 {
-	if (kv__io.fdatasync(s->fd))
+	if (kv__io_fdatasync(s->fd))
 		return kv__fail_sys("%s: fdatasync", s->name);
 	return 0;
 }
@@ -446,7 +454,7 @@ int kv__seg_truncate(kv__seg *s, uint64_t len)
 
 	if (!bad)
 		KV__KILLPOINT("seg.truncated");
-	if (bad || kv__io.fsync(s->fd))
+	if (bad || kv__io_fsync(s->fd))
 		return kv__fail_sys("%s: truncate to %" PRIu64 " bytes",
 				    s->name, len);
 	s->size = len;

@@ -20,6 +20,7 @@
 #include <sys/uio.h>
 
 #include "format.h"
+#include "io.h" /* KV__KILLPOINT: rollover and seal are named steps */
 
 #define KV__NAME_MAX 32
 
@@ -37,6 +38,7 @@ typedef struct kv__seg {
 	uint64_t min_lsn, max_lsn; /* of its records; 0 when it has none */
 	uint32_t flags;            /* KV__SEG_F_* from the header */
 	int has_hint;
+	int hint_tried;            /* seal.c built (or failed to build) one */
 	/* One reference for the segment table, one per reader using the
 	 * record outside klock; the last to drop it closes the file, so a
 	 * segment compaction removed stays mapped until its readers finish. */

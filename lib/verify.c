@@ -78,6 +78,8 @@ static int check_segment(check *c, kv__seg *s, uint64_t size)
 		uint64_t next = why ? kv__walk_resync(&c->walk, s, off, size)
 				    : off + kv__rec_size(r.klen, r.vlen);
 
+		if (c->walk.err)
+			return c->walk.err; /* could not read: KV_EIO */
 		if (why)
 			damage(c, s, off, next - off, why);
 		else

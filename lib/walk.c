@@ -1,6 +1,7 @@
 /* walk.c - checked, record-by-record reading of a segment. */
 #include <stdlib.h>
 
+#include "error.h"
 #include "walk.h"
 
 const uint8_t *kv__walk_bytes(kv__walk *w, kv__seg *s, uint64_t off,
@@ -12,13 +13,20 @@ const uint8_t *kv__walk_bytes(kv__walk *w, kv__seg *s, uint64_t off,
 		return p;
 	if (size > w->scap) {
 		uint8_t *b = realloc(w->scratch, (size_t)size);
-		if (!b)
+		if (!b) {
+			w->err = kv__fail(KV_ENOMEM, "%s: out of memory "
+					  "reading a record", s->name);
 			return NULL;
+		}
 		w->scratch = b;
 		w->scap = (size_t)size;
 	}
-	return kv__seg_read(s, off, w->scratch, (size_t)size) ? NULL
-							      : w->scratch;
+	int rc = kv__seg_read(s, off, w->scratch, (size_t)size);
+	if (rc) {
+		w->err = rc;
+		return NULL;
+	}
+	return w->scratch;
 }
 
 const char *kv__walk_check(kv__walk *w, kv__seg *s, uint64_t off,
@@ -30,8 +38,11 @@ const char *kv__walk_check(kv__walk *w, kv__seg *s, uint64_t off,
 
 	if (end - off < KV__REC_HDR)
 		return "truncated record header";
-	if (kv__seg_read(s, off, h, sizeof h))
+	int rc = kv__seg_read(s, off, h, sizeof h);
+	if (rc) {
+		w->err = rc;
 		return "unreadable record header";
+	}
 	if ((why = kv__rec_decode(h, r)) != NULL)
 		return why;
 	/* The length fields are bounded by the file before any buffer of
@@ -53,7 +64,7 @@ uint64_t kv__walk_resync(kv__walk *w, kv__seg *s, uint64_t off,
 {
 	kv__rec r;
 
-	for (uint64_t p = off + 1; p + KV__REC_HDR <= end; p++)
+	for (uint64_t p = off + 1; p + KV__REC_HDR <= end && !w->err; p++)
 		if (!kv__walk_check(w, s, p, end, &r, NULL))
 			return p;
 	return end;

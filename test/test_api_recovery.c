@@ -305,7 +305,7 @@ static void test_batch_cut_anywhere_is_all_or_nothing(void **state)
 	tu_rmdir(dir);
 }
 
-/* Three sealed segments and an active one, each record in its own. */
+/* Five sealed segments of two records each, and an active one. */
 static void make_sealed(const char *dir, kv_options *o)
 {
 	kv_t *db;
@@ -323,6 +323,53 @@ static void make_sealed(const char *dir, kv_options *o)
 	kv_close(db);
 }
 
+/* kv_close leaves a hint file beside every sealed segment, and open loads
+ * those instead of reading records: damage in a sealed segment is found
+ * by the read of the damaged record (naming file and offset, never a
+ * wrong value) and by kv_verify, while every other key reads. */
+static void test_flipped_byte_in_hinted_sealed_segment_fails_its_read(
+	void **state)
+{
+	char *dir = tu_mkdir();
+	kv_options o;
+	kv_t *db;
+	struct kv_stats st = { .size = sizeof st };
+	kv_verify_stats vs;
+	char key[8], val[200];
+	size_t n;
+
+	(void)state;
+	make_sealed(dir, &o);
+	/* 12 records of 235 B, two per 600-byte segment: 5 sealed, each
+	 * with a hint, and the active one. */
+	for (int seq = 1; seq <= 5; seq++) {
+		char name[32];
+		snprintf(name, sizeof name, "%016d.hint", seq);
+		assert_true(tu_file_size(tu_path(dir, name)) > 0);
+	}
+	const char *seg = tu_seg_path(dir, 1);
+	tu_poke(seg, 267 + 100, tu_peek(seg, 267 + 100) ^ 0x10);
+	db = tu_open(dir, &o);
+	assert_int_equal(kv_stats(db, &st), KV_OK);
+	assert_int_equal(st.recovered_hint_segments, 5);
+	for (int i = 0; i < 12; i++) {
+		snprintf(key, sizeof key, "s%02d", i);
+		int rc = kv_get_into(db, key, 3, val, sizeof val, &n);
+		assert_int_equal(rc, i == 1 ? KV_ECORRUPT : KV_OK);
+		if (i == 1) {
+			assert_non_null(strstr(kv_errmsg(),
+					       "0000000000000001.seg"));
+			assert_non_null(strstr(kv_errmsg(), "offset 267"));
+		} else {
+			assert_int_equal(val[0], 'a' + i);
+		}
+	}
+	assert_int_equal(kv_verify(db, NULL, NULL, &vs), KV_ECORRUPT);
+	assert_int_equal(vs.bad_ranges, 1);
+	kv_close(db);
+	tu_rmdir(dir);
+}
+
 static void test_flipped_byte_in_sealed_segment(void **state)
 {
 	char *dir = tu_mkdir();
@@ -335,6 +382,9 @@ static void test_flipped_byte_in_sealed_segment(void **state)
 
 	(void)state;
 	make_sealed(dir, &o);
+	/* Without its hint file (a store closed before the hint was
+	 * written), open scans the sealed segment and checks each record. */
+	assert_int_equal(unlink(tu_path(dir, "0000000000000001.hint")), 0);
 	/* Records are 235 B: segment 1 holds s00 and s01 at 32 and 267. */
 	const char *seg = tu_seg_path(dir, 1);
 	uint64_t off = 267 + 100;
@@ -455,6 +505,8 @@ int main(void)
 		cmocka_unit_test(test_zero_hole_before_sound_records_is_torn),
 		cmocka_unit_test(test_batch_cut_anywhere_is_all_or_nothing),
 		cmocka_unit_test(test_flipped_byte_in_sealed_segment),
+		cmocka_unit_test(
+			test_flipped_byte_in_hinted_sealed_segment_fails_its_read),
 		cmocka_unit_test(test_damage_after_open_is_caught_on_read),
 		cmocka_unit_test(test_bad_headers_and_versions),
 		cmocka_unit_test(test_leftovers_and_strangers_in_the_directory),
