@@ -194,3 +194,39 @@ int kv__io_read_file(const char *path, uint64_t max, uint8_t **data,
 	errno = saved;
 	return -1;
 }
+
+int kv__io_map_file(const char *path, uint64_t max, const uint8_t **data,
+		    size_t *len)
+{
+	int fd = kv__io.open(path, O_RDONLY, 0);
+	uint64_t size = 0;
+	void *map = MAP_FAILED;
+
+	*data = NULL;
+	*len = 0;
+	if (fd < 0)
+		return -1;
+	if (kv__io.fstat_size(fd, &size) != 0)
+		;
+	else if (size > max || size > SIZE_MAX)
+		errno = EFBIG;
+	else if (size == 0 ||
+		 (map = kv__io.mmap(NULL, (size_t)size, PROT_READ,
+				    MAP_PRIVATE | MAP_POPULATE, fd, 0)) !=
+			 MAP_FAILED) {
+		kv__io.close(fd);
+		*data = size ? map : NULL;
+		*len = (size_t)size;
+		return 0;
+	}
+	int saved = errno;
+	kv__io.close(fd);
+	errno = saved;
+	return -1;
+}
+
+void kv__io_unmap_file(const uint8_t *data, size_t len)
+{
+	if (len)
+		kv__io.munmap((void *)(uintptr_t)data, len);
+}

@@ -62,6 +62,12 @@ int kv__io_fsync_dir(const char *dir);
  * path (the caller fsyncs the directory). On failure nothing is left. */
 int kv__io_write_file(const char *path, const void *data, size_t len,
 		      unsigned mode);
+/* Maps a whole file of at most max bytes read-only (nothing for an empty
+ * one); for files that are replaced by rename and never truncated in
+ * place, such as hint files, so the map cannot fault. */
+int kv__io_map_file(const char *path, uint64_t max, const uint8_t **data,
+		    size_t *len);
+void kv__io_unmap_file(const uint8_t *data, size_t len);
 /* Reads a whole file of at most max bytes into a malloc'd buffer. */
 int kv__io_read_file(const char *path, uint64_t max, uint8_t **data,
 		     size_t *len);

@@ -82,6 +82,12 @@ void kv__kd_set_flags(kv__keydir *kd, uint32_t id, uint32_t flags);
 /* Grows the table now for n keys, so loading them rehashes nothing. */
 int kv__kd_reserve(kv__keydir *kd, uint64_t n);
 void kv__kd_remove(kv__keydir *kd, uint32_t id, uint64_t hash);
+/* Starts loading the table slot where a search for hash begins, for a
+ * caller about to look up several keys (recovery). */
+static inline void kv__kd_prefetch(const kv__keydir *kd, uint64_t hash)
+{
+	__builtin_prefetch(&kd->slots[(uint32_t)hash & (kd->cap - 1)]);
+}
 /* Live keys, and heap bytes held. */
 uint64_t kv__kd_count(const kv__keydir *kd);
 uint64_t kv__kd_bytes(const kv__keydir *kd);

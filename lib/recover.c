@@ -263,7 +263,7 @@ static const char *check_run(rstate *st, kv__seg *s, uint64_t off,
 	out->nrecs = 1;
 	while (prev.batch_left > 0) {
 		out->bad = at;
-		if ((why = check_one(st, s, at, end, &r)) != NULL)
+		if (check_one(st, s, at, end, &r) != NULL)
 			return "batch cut short";
 		if (r.batch_left != prev.batch_left - 1 || r.lsn != prev.lsn + 1)
 			return "broken batch sequence";
@@ -290,11 +290,10 @@ static int grow_lsns(rstate *st, uint32_t id)
 	return 0;
 }
 
-static int apply(kv_t *db, rstate *st, kv__seg *s, uint64_t off,
-		 const kv__rec *r, const uint8_t *key)
+static int apply_hashed(kv_t *db, rstate *st, kv__seg *s, uint64_t off,
+			const kv__rec *r, const uint8_t *key, uint64_t h)
 {
 	uint64_t size = kv__rec_size(r->klen, r->vlen);
-	uint64_t h = kv__kd_hash(key, r->klen);
 	uint32_t id = kv__kd_find(&db->kd, key, r->klen, h);
 	int dead = r->type == KV__REC_DEL ||
 		   (r->expire_ms && r->expire_ms <= st->now);
@@ -329,6 +328,12 @@ static int apply(kv_t *db, rstate *st, kv__seg *s, uint64_t off,
 	else
 		s->live_bytes += size;
 	return 0;
+}
+
+static int apply(kv_t *db, rstate *st, kv__seg *s, uint64_t off,
+		 const kv__rec *r, const uint8_t *key)
+{
+	return apply_hashed(db, st, s, off, r, key, kv__kd_hash(key, r->klen));
 }
 
 static int apply_run(kv_t *db, rstate *st, kv__seg *s, uint64_t off,
@@ -528,19 +533,45 @@ static const char *check_entries(const uint8_t *img, size_t len,
 	return expect == s->size ? NULL : "hint does not cover the segment";
 }
 
+/* Applies the entries of a checked hint in groups, first hashing a whole
+ * group and prefetching each key's table slot: the slots of a big table
+ * are cache misses, and this overlaps them instead of taking them one
+ * after another. */
+#define HINT_GROUP 16
+
+static int apply_hint(kv_t *db, rstate *st, kv__seg *s, const uint8_t *img,
+		      size_t len)
+{
+	kv__hint_ent e[HINT_GROUP];
+	uint64_t h[HINT_GROUP];
+	size_t pos = 0;
+	int n, rc = 0;
+
+	do {
+		for (n = 0; n < HINT_GROUP &&
+			    kv__hint_next(img, len, &pos, &e[n], 0) == 1; n++) {
+			h[n] = kv__kd_hash(e[n].key, e[n].rec.klen);
+			kv__kd_prefetch(&db->kd, h[n]);
+		}
+		for (int i = 0; i < n && rc == 0; i++)
+			rc = apply_hashed(db, st, s, e[i].off, &e[i].rec,
+					  e[i].key, h[i]);
+	} while (rc == 0 && n == HINT_GROUP);
+	return rc;
+}
+
 /* Loads s from its hint file: 1 when done, 0 to scan instead. */
 static int load_hint(kv_t *db, rstate *st, kv__seg *s, int *rc)
 {
 	char name[KV__NAME_MAX], path[PATH_MAX];
-	uint8_t *img;
-	size_t len, pos = 0;
-	kv__hint_ent e;
+	const uint8_t *img;
+	size_t len;
 	const char *why;
 
 	kv__seg_name(name, s->seq, KV__HINT_SUFFIX);
 	snprintf(path, sizeof path, "%s/%s", db->dir, name);
 	/* A hint is never larger than 2 x its segment plus its framing. */
-	if (kv__io_read_file(path, 2 * s->size + 64, &img, &len)) {
+	if (kv__io_map_file(path, 2 * s->size + 64, &img, &len)) {
 		why = "unreadable";
 		goto reject;
 	}
@@ -548,15 +579,16 @@ static int load_hint(kv_t *db, rstate *st, kv__seg *s, int *rc)
 	if (!why)
 		why = check_entries(img, len, s);
 	if (why) {
-		free(img);
+		kv__io_unmap_file(img, len);
 		goto reject;
 	}
-	if (kv__hint_count(img, len) && kv__kd_reserve(&db->kd,
-			kv__kd_count(&db->kd) + kv__hint_count(img, len)) != 0)
+	uint64_t n = kv__hint_count(img, len);
+	if (n && (kv__kd_reserve(&db->kd, kv__kd_count(&db->kd) + n) ||
+		  grow_lsns(st, (uint32_t)(db->kd.nids + n))))
 		*rc = kv__fail(KV_ENOMEM, "out of memory rebuilding the index");
-	while (*rc == 0 && kv__hint_next(img, len, &pos, &e, 0) == 1)
-		*rc = apply(db, st, s, e.off, &e.rec, e.key);
-	free(img);
+	if (*rc == 0)
+		*rc = apply_hint(db, st, s, img, len);
+	kv__io_unmap_file(img, len);
 	s->has_hint = 1;
 	db->hint_segments++;
 	return 1;
