@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "commit.h"
+#include "read.h"
 #include "error.h"
 #include "record.h"
 
@@ -192,6 +193,20 @@ static uint64_t sync_target(kv_t *db)
 	}
 }
 
+/* With wlock held, which every change of a key's liveness takes: KV_OK
+ * when the key has a live value now, and it keeps it until we publish. */
+static int still_live(kv_t *db, const kv__op *op)
+{
+	kv__fetch f;
+	int rc = kv__fetch_key(db, op->key, op->klen, &f);
+
+	if (rc == 0) {
+		rc = kv__fetch_check(db, &f);
+		kv__fetch_release(&f);
+	}
+	return rc;
+}
+
 static int append_locked(kv_t *db, const kv__op *ops, size_t n,
 			 uint64_t bytes, uint8_t *hdrs, struct iovec *iov,
 			 uint64_t *wait)
@@ -201,6 +216,8 @@ static int append_locked(kv_t *db, const kv__op *ops, size_t n,
 	if (atomic_load(&db->poisoned))
 		return kv__fail(KV_EIO, "store refuses writes after an earlier "
 				"failure; reopen it");
+	if (n == 1 && ops[0].if_live && (rc = still_live(db, ops)) != 0)
+		return rc;
 	if ((rc = make_room(db, bytes)) != 0)
 		return rc;
 	encode(db, ops, n, hdrs, iov, &cnt);

@@ -22,6 +22,10 @@ typedef struct kv__op {
 	uint64_t expire_ms;  /* 0 = never */
 	const void *key;
 	const void *val;
+	/* A delete that must find the key live when it commits (kv_delete's
+	 * KV_ENOTFOUND), checked under the write lock so that of two racing
+	 * deletes only one succeeds. */
+	int if_live;
 } kv__op;
 
 /* Appends the ops as one atomic run of records (a batch when n > 1). */

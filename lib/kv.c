@@ -371,7 +371,7 @@ KV_API int kv_open(const char *dir, const kv_options *opts, kv_t **out)
 	if (!dir || !*dir || !out)
 		return kv__fail(KV_EINVAL, "kv_open: NULL or empty argument");
 	/* Room for "/<16 digits>.seg.tmp" in every path built later. */
-	if (strlen(dir) + 2 * KV__NAME_MAX >= PATH_MAX)
+	if (strlen(dir) + 2 * (size_t)KV__NAME_MAX >= PATH_MAX)
 		return kv__fail(KV_EINVAL, "kv_open: directory path too long");
 	if (!opts) {
 		kv_options_init(&defaults);
@@ -495,13 +495,14 @@ KV_API int kv_put_ttl(kv_t *db, const void *key, size_t klen,
 KV_API int kv_delete(kv_t *db, const void *key, size_t klen)
 {
 	kv__op op = { .type = KV__REC_DEL, .key = key,
-		      .klen = (uint32_t)klen, .val = "" };
+		      .klen = (uint32_t)klen, .val = "", .if_live = 1 };
 	int rc = check_write(db, key, klen);
 
+	/* The check without the write lock answers most missing keys
+	 * cheaply; the commit checks again under it, so that of two racing
+	 * deletes of one value only one returns KV_OK (test_linearize). */
 	if (rc || (rc = kv_exists(db, key, klen)) != 0)
 		return rc;
-	/* A racing delete of the same key may slip in between; its tombstone
-	 * and ours are both harmless. */
 	return kv__commit(db, &op, 1);
 }
 
