@@ -419,9 +419,19 @@ static int zero_sector(rstate *st, kv__seg *s, uint64_t from, uint64_t to)
 
 /* Skips a damaged range (KV_SALVAGE), counting it; returns where the next
  * sound record or batch starts. */
-static uint64_t skip(kv_t *db, kv__seg *s, uint64_t off, uint64_t next,
-		     const char *why)
+/* Salvage skips the damage [off, next). A batch found right after damage
+ * may be the rest of a batch whose head was damaged: nothing in a record
+ * tells a head from a suffix, so such a run is skipped too and a batch is
+ * never applied in part. An intact batch that starts right after damage is
+ * lost with it: salvage drops, never invents (test_powerloss_compact). */
+static uint64_t skip(kv_t *db, rstate *st, kv__seg *s, uint64_t off,
+		     uint64_t next, const char *why)
 {
+	run rn;
+
+	if (next < s->size && !check_run(st, s, next, s->size, &rn) &&
+	    rn.rec.batch_left > 0)
+		next += rn.bytes;
 	kv__log(db, KV_LOG_WARN, "%s: salvage skipped %" PRIu64
 		" bytes at offset %" PRIu64 " (%s)", s->name, next - off, off,
 		why);
@@ -456,7 +466,7 @@ static int tail_damage(kv_t *db, rstate *st, kv__seg *s, uint64_t *off,
 			       s->name, *off, why, next);
 		return 1;
 	}
-	*off = skip(db, s, *off, next, why);
+	*off = skip(db, st, s, *off, next, why);
 	return 0;
 }
 
@@ -484,7 +494,7 @@ static int scan(kv_t *db, rstate *st, kv__seg *s, int tail)
 			uint64_t next = resync(st, s, off, s->size);
 			if (st->walk.err)
 				return st->walk.err;
-			off = skip(db, s, off, next, why);
+			off = skip(db, st, s, off, next, why);
 		}
 	}
 	return 0;
