@@ -172,7 +172,9 @@ struct kv_stats {
 	uint64_t recovered_hint_rejected;   /* hints refused: segment scanned */
 	uint64_t compactions;               /* completed since open */
 	uint64_t compaction_freed_bytes;    /* disk bytes they reclaimed */
-	uint64_t reserved[4];
+	uint64_t recovered_keys_at_risk;    /* salvage: may have lost a newer
+					     * record (a delete) to damage */
+	uint64_t reserved[3];
 };
 
 /* One segment's figures. */

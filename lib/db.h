@@ -83,6 +83,9 @@ struct kv {
 	uint64_t truncated_bytes;
 	uint64_t skipped_bytes;
 	uint64_t skipped_records;
+	uint64_t risk_lsn;       /* salvage: records older than this may have
+				  * lost a newer one (0: nothing skipped) */
+	uint64_t keys_at_risk;
 	uint64_t hint_segments;
 	uint64_t hint_rejected;
 	_Atomic uint64_t compressed_values;

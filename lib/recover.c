@@ -432,6 +432,17 @@ static uint64_t skip(kv_t *db, rstate *st, kv__seg *s, uint64_t off,
 	if (next < s->size && !check_run(st, s, next, s->size, &rn) &&
 	    rn.rec.batch_left > 0)
 		next += rn.bytes;
+	/* What was lost here (a tombstone, a newer value) is older than the
+	 * next sound record of this log segment; in a compacted segment, or
+	 * with nothing sound after it, it could be any age. */
+	uint64_t bound = UINT64_MAX;
+	if (!(s->flags & KV__SEG_F_COMPACTED) && next >= s->size)
+		s->lost_end = 1, bound = 0; /* bounded by the next log segment */
+	else if (!(s->flags & KV__SEG_F_COMPACTED) &&
+		 !check_run(st, s, next, s->size, &rn))
+		bound = rn.rec.lsn;
+	if (bound > db->risk_lsn)
+		db->risk_lsn = bound;
 	kv__log(db, KV_LOG_WARN, "%s: salvage skipped %" PRIu64
 		" bytes at offset %" PRIu64 " (%s)", s->name, next - off, off,
 		why);
@@ -498,6 +509,59 @@ static int scan(kv_t *db, rstate *st, kv__seg *s, int tail)
 		}
 	}
 	return 0;
+}
+
+/* Logs a key readably: printable bytes as they are, others as \\xNN. */
+static void log_key(kv_t *db, const uint8_t *key, size_t klen)
+{
+	char out[4 * 32 + 4];
+	size_t n = 0;
+
+	for (size_t i = 0; i < klen && i < 32; i++)
+		n += (size_t)snprintf(out + n, sizeof out - n,
+				      key[i] >= 0x20 && key[i] < 0x7f &&
+				      key[i] != '\\' ? "%c" : "\\x%02x",
+				      key[i]);
+	if (klen > 32)
+		snprintf(out + n, sizeof out - n, "...");
+	kv__log(db, KV_LOG_WARN, "salvage: key at risk: %s", out);
+}
+
+/* After salvage skipped damage: a key whose newest surviving record is
+ * older than something lost may have been deleted or overwritten by it
+ * (a lost tombstone resurrects the key). Counts them for kv_stats and
+ * logs the first few. Deleted keys count too: the lost record may have
+ * put them back. */
+static void count_at_risk(kv_t *db, const rstate *st)
+{
+	/* Records lost at the end of a log segment are older than the first
+	 * record of the next log segment, if there is one. */
+	for (uint32_t i = 0; i < db->nslots; i++) {
+		kv__seg *s = db->segs[i];
+		uint64_t bound = UINT64_MAX;
+
+		if (!s || !s->lost_end)
+			continue;
+		for (uint32_t j = 0; j < db->nslots; j++) {
+			kv__seg *n = db->segs[j];
+			if (n && n->seq > s->seq && n->min_lsn &&
+			    !(n->flags & KV__SEG_F_COMPACTED) && n->min_lsn < bound)
+				bound = n->min_lsn;
+		}
+		if (bound > db->risk_lsn)
+			db->risk_lsn = bound;
+	}
+	for (uint32_t id = 0; db->risk_lsn && id < db->kd.nids; id++) {
+		if (!kv__kd_live(&db->kd, id) || st->lsns[id] >= db->risk_lsn)
+			continue;
+		if (db->keys_at_risk++ < 8)
+			log_key(db, kv__kd_key(&db->kd, id),
+				kv__kent_klen(kv__kd_ent(&db->kd, id)));
+	}
+	if (db->keys_at_risk)
+		kv__log(db, KV_LOG_WARN, "salvage: %" PRIu64 " keys at risk: "
+			"their newest surviving record is older than damage "
+			"that was skipped", db->keys_at_risk);
 }
 
 /* Drops the DEAD entries once every file has been read. */
@@ -570,6 +634,32 @@ static int apply_hint(kv_t *db, rstate *st, kv__seg *s, const uint8_t *img,
 	return rc;
 }
 
+/* A sealed segment never shrinks, so a sound hint that covers more bytes
+ * than its segment holds proves the segment lost its end: a scan would
+ * notice nothing when the cut fell on a record boundary, and the records
+ * the hint lists would be gone without a word (found by test_corrupt).
+ * Sets *rc to KV_ECORRUPT then. The hint is mapped again, this time with
+ * room for one of a full-size segment, since s->size is the cut size. */
+static int cut_short(kv_t *db, const kv__seg *s, const char *path, int *rc)
+{
+	const uint8_t *img;
+	size_t len;
+	uint64_t claim = 0;
+
+	if (kv__io_map_file(path, 2 * (s->size + db->opts.max_file_size) + 64,
+			    &img, &len))
+		return 0;
+	if (len >= KV__FILE_HDR + KV__HINT_TRAILER)
+		claim = kv__get64(img + len - KV__HINT_TRAILER + 16);
+	int cut = claim > s->size && !kv__hint_check(img, len, s->seq, claim);
+	kv__io_unmap_file(img, len);
+	if (cut)
+		*rc = kv__fail(KV_ECORRUPT, "%s: offset %" PRIu64 ": file ends "
+			       "here, but its hint covers %" PRIu64 " bytes: "
+			       "records were cut off", s->name, s->size, claim);
+	return cut;
+}
+
 /* Loads s from its hint file: 1 when done, 0 to scan instead. */
 static int load_hint(kv_t *db, rstate *st, kv__seg *s, int *rc)
 {
@@ -603,6 +693,8 @@ static int load_hint(kv_t *db, rstate *st, kv__seg *s, int *rc)
 	db->hint_segments++;
 	return 1;
 reject:
+	if (cut_short(db, s, path, rc))
+		return 1;
 	db->hint_rejected++;
 	kv__log(db, KV_LOG_WARN, "%s: %s; scanning %s instead", name, why,
 		s->name);
@@ -620,6 +712,7 @@ static void set_aside(kv_t *db, uint64_t seq)
 
 	kv__log(db, KV_LOG_WARN, "salvage skipped a file: %s", kv_errmsg());
 	db->skipped_records++;
+	db->risk_lsn = UINT64_MAX;
 	if (db->rdonly)
 		return;
 	kv__seg_name(name, seq, KV__SEG_SUFFIX);
@@ -729,6 +822,7 @@ int kv__recover(kv_t *db)
 	if (rc == 0)
 		rc = load_all(db, &st, &l, tail);
 	if (rc == 0) {
+		count_at_risk(db, &st);
 		purge(db);
 		remove_orphan_hints(db, &l);
 		db->next_lsn = st.max_lsn + 1;

@@ -39,6 +39,7 @@ typedef struct kv__seg {
 	uint32_t flags;            /* KV__SEG_F_* from the header */
 	int has_hint;
 	int hint_tried;            /* seal.c built (or failed to build) one */
+	int lost_end;              /* salvage skipped damage up to its end */
 	/* One reference for the segment table, one per reader using the
 	 * record outside klock; the last to drop it closes the file, so a
 	 * segment compaction removed stays mapped until its readers finish. */

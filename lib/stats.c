@@ -69,6 +69,7 @@ KV_API int kv_stats(kv_t *db, struct kv_stats *out)
 	out->recovered_truncated_bytes = db->truncated_bytes;
 	out->recovered_skipped_bytes = db->skipped_bytes;
 	out->recovered_skipped_records = db->skipped_records;
+	out->recovered_keys_at_risk = db->keys_at_risk;
 	out->compressed_values = atomic_load(&db->compressed_values);
 	out->compression_saved_bytes = atomic_load(&db->compress_saved);
 	out->recovered_hint_segments = db->hint_segments;

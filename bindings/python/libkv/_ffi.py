@@ -138,7 +138,8 @@ class kv_stats(Structure):
         ("recovered_hint_rejected", c_uint64),
         ("compactions", c_uint64),
         ("compaction_freed_bytes", c_uint64),
-        ("reserved", c_uint64 * 4),
+        ("recovered_keys_at_risk", c_uint64),
+        ("reserved", c_uint64 * 3),
     ]
 
 

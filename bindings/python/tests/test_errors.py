@@ -102,6 +102,16 @@ class TestCodes(StoreTestCase):
             b = f.read(1)
             f.seek(64)
             f.write(bytes([b[0] ^ 0xFF]))
+        # close() left a hint file beside each sealed segment, and open
+        # loads those without reading records: the damage is found by the
+        # read of the damaged record, which names the file.
+        with libkv.open(self.store, "w") as db:
+            e = self.assertKvError(libkv.KV_ECORRUPT, db.__getitem__,
+                                   b"k00")
+            self.assertIn(segs[0], e.detail)
+            self.assertEqual(db[b"k39"], b"v" * 40)
+        # Without its hint, open reads the segment and refuses it.
+        os.remove(os.path.join(self.store, segs[0][:-4] + ".hint"))
         e = self.assertKvError(libkv.KV_ECORRUPT, libkv.open, self.store,
                                "w")
         self.assertIn(segs[0], e.detail)

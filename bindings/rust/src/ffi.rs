@@ -140,7 +140,8 @@ pub struct kv_stats {
     pub recovered_hint_rejected: u64,
     pub compactions: u64,
     pub compaction_freed_bytes: u64,
-    pub reserved: [u64; 4],
+    pub recovered_keys_at_risk: u64,
+    pub reserved: [u64; 3],
 }
 
 /// `kv_segment_stats`.

@@ -496,6 +496,8 @@ pub struct Stats {
     pub compactions: u64,
     /// Disk bytes they reclaimed.
     pub compaction_freed_bytes: u64,
+    /// Salvage: keys whose newest surviving record is older than skipped damage.
+    pub recovered_keys_at_risk: u64,
 }
 
 impl From<ffi::kv_stats> for Stats {
@@ -518,6 +520,7 @@ impl From<ffi::kv_stats> for Stats {
             recovered_hint_rejected: s.recovered_hint_rejected,
             compactions: s.compactions,
             compaction_freed_bytes: s.compaction_freed_bytes,
+            recovered_keys_at_risk: s.recovered_keys_at_risk,
         }
     }
 }
