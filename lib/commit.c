@@ -53,6 +53,13 @@ static int roll(kv_t *db)
 	if (rc == 0)
 		rc = kv__db_add_seg(db, s);
 	if (rc) {
+		/* Left in place, the new empty segment would pass for the
+		 * log's tail at the next open while writes go on in the old
+		 * one, and a torn append there would then read as damage
+		 * (test_alloc). If it cannot be removed durably, say so. */
+		if (s && (kv__seg_unlink(db->dir, s->seq, 0) ||
+			  kv__io_fsync_dir(db->dir)))
+			atomic_store(&db->poisoned, 1);
 		kv__seg_close(s);
 		return rc;
 	}

@@ -189,6 +189,14 @@ int tu_on_progress(void *ctx, uint64_t done, uint64_t total)
 	return ++p->calls == p->stop_at;
 }
 
+void tu_tmpdir_in_memory(void)
+{
+	const char *t = getenv("TMPDIR");
+
+	if ((!t || !*t) && access("/dev/shm", W_OK | X_OK) == 0)
+		setenv("TMPDIR", "/dev/shm", 1);
+}
+
 uint64_t tu_rand(uint64_t *s)
 {
 	*s ^= *s >> 12;
@@ -274,9 +282,20 @@ static ssize_t f_pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
 	return kv__io_default.pwritev(fd, &half, 1, off);
 }
 
+static ssize_t f_pread(int fd, void *buf, size_t n, off_t off)
+{
+	return trip(TU_PREAD) ? -1 : kv__io_default.pread(fd, buf, n, off);
+}
+
 static int f_fsync(int fd)
 {
-	return trip(TU_FSYNC) ? -1 : kv__io_default.fsync(fd);
+	struct stat st;
+	/* Both kinds count a directory's fsync; either may fail it. */
+	int dir = fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
+	int fail = dir && trip(TU_FSYNC_DIR);
+
+	fail |= trip(TU_FSYNC);
+	return fail ? -1 : kv__io_default.fsync(fd);
 }
 
 static int f_fdatasync(int fd)
@@ -308,6 +327,7 @@ static void *f_mmap(void *a, size_t len, int prot, int fl, int fd, off_t off)
 static void install(void)
 {
 	kv__io.open = f_open;
+	kv__io.pread = f_pread;
 	kv__io.pwritev = f_pwritev;
 	kv__io.fsync = f_fsync;
 	kv__io.fdatasync = f_fdatasync;

@@ -52,9 +52,12 @@ void tu_expect_missing(kv_t *db, const char *key);
 int tu_put(kv_t *db, const char *key, const char *val);
 
 /* Fault injection: the next-but-`after` call of the given kind fails
- * with err (after = 0: the very next one); persistent keeps failing. */
+ * with err (after = 0: the very next one); persistent keeps failing.
+ * TU_FSYNC counts every fsync, of files and of directories alike;
+ * TU_FSYNC_DIR counts (and fails) only those of directories. */
 enum tu_fault_kind { TU_OPEN, TU_PWRITE, TU_FSYNC, TU_FDATASYNC, TU_RENAME,
-		     TU_FTRUNCATE, TU_MMAP, TU_UNLINK, TU_NKINDS };
+		     TU_FTRUNCATE, TU_MMAP, TU_UNLINK, TU_PREAD, TU_FSYNC_DIR,
+		     TU_NKINDS };
 void tu_fault(enum tu_fault_kind kind, unsigned after, int err,
 	      int persistent);
 /* A pwrite that writes only half, then fails with err (short write). */
@@ -77,6 +80,11 @@ typedef struct tu_prog {
 	int stop_at;
 } tu_prog;
 int tu_on_progress(void *ctx, uint64_t done, uint64_t total);
+
+/* Fault tests simulate the disk's failures and need no real disk: when
+ * TMPDIR is unset, puts their directories in /dev/shm (if writable), where
+ * an fsync costs nothing. Call first thing in main(). */
+void tu_tmpdir_in_memory(void);
 
 /* Deterministic PRNG for tests (xorshift64*). */
 uint64_t tu_rand(uint64_t *state);
