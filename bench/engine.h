@@ -8,10 +8,11 @@
  * value in whatever way is cheapest for that engine's API (a view, a
  * pinned slice, or the copy the API insists on).
  *
- * Durability: open() with sync = 0 gives the engine's default mode that
- * survives a process crash without an fsync per write; sync = 1 makes every
- * put durable before it returns. Each adapter states its settings in
- * `durability` so that the report can print them.
+ * Durability: open() with sync = 0 gives the engine's default mode without
+ * an fsync per write (meant to survive a process crash; reopen-crash checks
+ * whether it does); sync = 1 makes every put durable before it returns.
+ * Each adapter states its settings in `durability` so that the report can
+ * print them.
  */
 #ifndef KVBENCH_ENGINE_H
 #define KVBENCH_ENGINE_H
@@ -28,6 +29,11 @@
 typedef struct eng_opts {
 	int sync;            /* 1: every put durable before it returns */
 	uint64_t num_keys;   /* expected keys; hash engines size buckets */
+	/* 1: compact() will be called; an engine that can leave all its
+	 * compaction to that call does (libkv: KV_NO_AUTO_COMPACT), so that
+	 * the call has the whole backlog to do. LSM engines keep compacting
+	 * in the background: without it their writes would stall. */
+	int manual_compact;
 } eng_opts;
 
 /* Called by scan() for each pair, in key order. */
@@ -50,6 +56,14 @@ typedef struct engine {
 		    eng_pair_fn fn, void *ctx);
 	/* Non-zero when get() may be called from several threads at once. */
 	int mt_get;
+	/* Non-zero when put() may be called from several threads at once
+	 * (fillsync-mt, and the writer thread that runs during compact). */
+	int mt_put;
+	/* Optional (NULL: no such call): a full compaction of the store, in
+	 * the calling thread, while other threads may go on writing.
+	 * *bytes_read: input the engine says it read, or -1 if it does not
+	 * say (the driver measures input as the directory's size before). */
+	int (*compact)(void *h, int64_t *bytes_read);
 	/* Optional: a reader thread is done (frees per-thread state). */
 	void (*thread_end)(void *h);
 	/* Library version string, or NULL. */

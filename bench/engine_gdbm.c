@@ -2,7 +2,9 @@
  * explicit gdbm_sync() after each store, because GDBM 1.23 with its
  * default mmap I/O issued 27 msync and 1 fsync for 1,000 stores under
  * GDBM_SYNC alone (strace), which is not a durable put. GDBM handles are
- * not thread-safe, so mt_get is 0. */
+ * not thread-safe, so mt_get and mt_put are 0, and there is no compact:
+ * gdbm_reorganize exists, but compact runs a writer thread beside the
+ * compaction, which one GDBM handle cannot serve. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,5 +1,8 @@
 /* engine_kyoto.c - Kyoto Cabinet HashDB through kclangc.h; bnum = 2 x the
- * expected keys; KCOAUTOSYNC (sync per update) for fillsync. */
+ * expected keys; KCOAUTOSYNC (sync per update) for fillsync. The handle is
+ * thread-safe (mt_get, mt_put). No compact: kclangc.h has no defrag call
+ * (only the "dfunit" tuning of automatic defragmentation), and a HashDB
+ * overwrite of a same-size value is done in place. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,14 +40,29 @@ static int e_put(void *h, const void *k, size_t kl, const void *v, size_t vl)
 	return kcdbset(h, k, kl, v, vl) ? 0 : ENG_ERR;
 }
 
+/* Values that fit a stack buffer are copied there; larger ones (say
+ * --value-size 4096) come back malloc'd from kcdbget. */
 static int e_get(void *h, const void *k, size_t kl, const void *ex, size_t el)
 {
-	char buf[512];
-	int32_t n = kcdbgetbuf(h, k, kl, buf, sizeof buf);
+	char buf[512], *v;
+	int32_t n;
+	size_t vl;
+	int ret;
 
-	if (n < 0)
+	if (el < sizeof buf) {
+		n = kcdbgetbuf(h, k, kl, buf, sizeof buf);
+		if (n < 0)
+			return kcdbecode(h) == KCENOREC ? ENG_NOTFOUND :
+				ENG_ERR;
+		return (size_t)n == el && !memcmp(buf, ex, el) ? ENG_OK :
+			ENG_MISMATCH;
+	}
+	v = kcdbget(h, k, kl, &vl);
+	if (!v)
 		return kcdbecode(h) == KCENOREC ? ENG_NOTFOUND : ENG_ERR;
-	return (size_t)n == el && !memcmp(buf, ex, el) ? ENG_OK : ENG_MISMATCH;
+	ret = vl == el && !memcmp(v, ex, el) ? ENG_OK : ENG_MISMATCH;
+	kcfree(v);
+	return ret;
 }
 
 static int e_del(void *h, const void *k, size_t kl)
@@ -63,5 +81,5 @@ const engine eng_kyoto = {
 	.name = "kyoto",
 	.durability = "HashDB; fill: default (no fsync); fillsync: KCOAUTOSYNC",
 	.open = e_open, .close = e_close, .put = e_put, .get = e_get,
-	.del = e_del, .mt_get = 1, .version = e_version,
+	.del = e_del, .mt_get = 1, .mt_put = 1, .version = e_version,
 };

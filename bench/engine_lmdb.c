@@ -1,6 +1,9 @@
 /* engine_lmdb.c - LMDB: one write transaction per put (MDB_NOSYNC for
  * fill*, the default fsync per commit for fillsync); reads reuse one
- * read-only transaction per thread, reset and renewed around each get. */
+ * read-only transaction per thread, reset and renewed around each get.
+ * Write transactions may begin in any thread (LMDB serialises them), so
+ * mt_put is 1. No compact: LMDB reuses freed pages in place and its only
+ * compaction (mdb_env_copy2 with MDB_CP_COMPACT) writes a copy elsewhere. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,6 +161,7 @@ const engine eng_lmdb = {
 	.durability = "fill: MDB_NOSYNC (a commit per put, written with "
 		      "write(), no fsync); fillsync: default (fsync per commit)",
 	.open = e_open, .close = e_close, .put = e_put, .get = e_get,
-	.del = e_del, .scan = e_scan, .mt_get = 1, .thread_end = e_thread_end,
+	.del = e_del, .scan = e_scan, .mt_get = 1, .mt_put = 1,
+	.thread_end = e_thread_end,
 	.version = e_version,
 };

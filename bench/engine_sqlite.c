@@ -1,7 +1,9 @@
 /* engine_sqlite.c - SQLite: a WITHOUT ROWID table, WAL, prepared statements,
  * one autocommit statement per operation. synchronous=NORMAL for fill*
  * (no fsync per commit in WAL mode), synchronous=FULL for fillsync. The
- * connection is used from one thread only, so mt_get is 0. */
+ * connection is used from one thread only, so mt_get and mt_put are 0 and
+ * there is no compact (VACUUM would need the writer thread that compact
+ * runs beside it to have a connection of its own). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,8 @@
 /* engine_tkrzw.c - tkrzw HashDBM through tkrzw_langc.h, default file class
  * and update mode, num_buckets = 2 x the expected keys; for fillsync,
  * tkrzw_dbm_synchronize(hard = true) after every put (tkrzw has no
- * per-write sync flag). */
+ * per-write sync flag); tkrzw_dbm_rebuild with default parameters for
+ * compact. */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,6 +84,18 @@ static int e_del(void *hp, const void *k, size_t kl)
 		0 : ENG_ERR;
 }
 
+static int e_compact(void *hp, int64_t *bytes_read)
+{
+	struct h *h = hp;
+
+	*bytes_read = -1;
+	if (tkrzw_dbm_rebuild(h->db, ""))
+		return 0;
+	fprintf(stderr, "tkrzw: rebuild: %s\n",
+		tkrzw_get_last_status_message());
+	return ENG_ERR;
+}
+
 static const char *e_version(void)
 {
 	return TKRZW_PACKAGE_VERSION;
@@ -93,5 +106,6 @@ const engine eng_tkrzw = {
 	.durability = "HashDBM; fill: default (no fsync); fillsync: "
 		      "synchronize(hard) after each put",
 	.open = e_open, .close = e_close, .put = e_put, .get = e_get,
-	.del = e_del, .mt_get = 1, .version = e_version,
+	.del = e_del, .mt_get = 1, .mt_put = 1, .compact = e_compact,
+	.version = e_version,
 };
