@@ -6,6 +6,17 @@
 #include "error.h"
 #include "read.h"
 
+/* A sound record of another key at the entry's offset (a misdirected or
+ * swapped block; its CRC is fine) must not be returned as this key's
+ * value. Compared here, under klock, while the arena copy of the key
+ * cannot move; kv__fetch_check reports it (found by test_corrupt). */
+static int same_key(kv_t *db, uint32_t id, kv__fetch *f)
+{
+	f->other_key = memcmp(f->rec + KV__REC_HDR, kv__kd_key(&db->kd, id),
+			      f->klen) != 0;
+	return 0;
+}
+
 int kv__fetch_locked(kv_t *db, uint32_t id, kv__fetch *f)
 {
 	const kv__kent *e = kv__kd_ent(&db->kd, id);
@@ -21,7 +32,7 @@ int kv__fetch_locked(kv_t *db, uint32_t id, kv__fetch *f)
 	atomic_fetch_add(&f->seg->refs, 1);
 	f->rec = kv__seg_ptr(f->seg, f->off, (size_t)size);
 	if (f->rec)
-		return 0;
+		return same_key(db, id, f);
 	/* Not mapped (or still in the KV_SYNC_NONE buffer): copy it. */
 	if (!(f->own = malloc((size_t)size))) {
 		kv__fetch_release(f);
@@ -33,7 +44,7 @@ int kv__fetch_locked(kv_t *db, uint32_t id, kv__fetch *f)
 		return rc;
 	}
 	f->rec = f->own;
-	return 0;
+	return same_key(db, id, f);
 }
 
 int kv__fetch_key(kv_t *db, const void *key, size_t klen, kv__fetch *f)
@@ -66,7 +77,8 @@ int kv__fetch_check(kv_t *db, kv__fetch *f)
 
 	if (why)
 		return corrupt(f, why);
-	if (r->type != KV__REC_PUT || r->klen != f->klen || r->vlen != f->vlen)
+	if (r->type != KV__REC_PUT || r->klen != f->klen ||
+	    r->vlen != f->vlen || f->other_key)
 		return corrupt(f, "record does not match the index");
 	if (!kv__rec_crc_ok(r, f->rec))
 		return corrupt(f, "checksum mismatch");

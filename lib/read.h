@@ -21,6 +21,7 @@ typedef struct kv__fetch {
 	uint8_t *own;
 	uint32_t klen, vlen;   /* as the keydir has them */
 	uint32_t flags;        /* keydir entry flags */
+	int other_key;         /* the record holds another key than the entry */
 	kv__rec hdr;           /* filled by kv__fetch_check */
 } kv__fetch;
 
