@@ -482,6 +482,7 @@ static int write_obsolete(job *j)
 
 	if (!b)
 		return kv__fail(KV_ENOMEM, "out of memory in compaction");
+	/* NOLINTNEXTLINE(bugprone-not-null-terminated-result): binary magic */
 	memcpy(b, KV__SEG_MAGIC, 8);
 	kv__put32(b + 8, KV__FORMAT_VERSION);
 	kv__put32(b + 12, KV__KIND_OBSOLETE);

@@ -50,7 +50,8 @@ static void record(const char *fmt, va_list ap, const char *suffix)
 			 suffix);
 }
 
-int kv__fail(int code, const char *fmt, ...)
+/* The name in parentheses: error.h may define a macro of it. */
+int (kv__fail)(int code, const char *fmt, ...)
 {
 	va_list ap;
 

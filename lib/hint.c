@@ -32,6 +32,7 @@ static uint8_t *room(kv__hint_buf *h, size_t n)
 static void file_header(uint8_t *p, uint64_t seq)
 {
 	memset(p, 0, KV__FILE_HDR);
+	/* NOLINTNEXTLINE(bugprone-not-null-terminated-result): binary magic */
 	memcpy(p, KV__SEG_MAGIC, 8);
 	kv__put32(p + 8, KV__FORMAT_VERSION);
 	kv__put32(p + 12, KV__KIND_HINT);
@@ -73,6 +74,7 @@ int kv__hint_finish(kv__hint_buf *h, uint64_t seg_size)
 
 	if (!p)
 		return KV_ENOMEM;
+	/* NOLINTNEXTLINE(bugprone-not-null-terminated-result): binary magic */
 	memcpy(p, KV__HINT_MAGIC, 8);
 	kv__put64(p + 8, h->count);
 	kv__put64(p + 16, seg_size);

@@ -55,6 +55,7 @@ static void encode_header(uint8_t h[KV__FILE_HDR], uint64_t seq,
 			  uint32_t flags)
 {
 	memset(h, 0, KV__FILE_HDR);
+	/* NOLINTNEXTLINE(bugprone-not-null-terminated-result): binary magic */
 	memcpy(h, KV__SEG_MAGIC, 8);
 	kv__put32(h + 8, KV__FORMAT_VERSION);
 	kv__put32(h + 12, KV__KIND_SEGMENT);

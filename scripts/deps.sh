@@ -2,11 +2,13 @@
 # Installs what building libkv needs, from Debian packages.
 #   scripts/deps.sh          library and tests
 #   scripts/deps.sh bench    also the peer engines for bench/
+#   scripts/deps.sh analysis also coverage, static analysers and valgrind
 # As root it runs apt-get for whatever is missing; otherwise it prints the
 # exact command and fails, so a build never half-works without its deps.
 set -eu
 
 pkgs="pkg-config zlib1g-dev libisal-dev libxxhash-dev libbsd-dev libcmocka-dev mandoc"
+[ "${1:-}" = analysis ] && pkgs="$pkgs gcovr cppcheck clang-tidy clang-tools valgrind"
 [ "${1:-}" = bench ] && pkgs="$pkgs liblmdb-dev libleveldb-dev librocksdb-dev libsqlite3-dev libkyotocabinet-dev libgdbm-dev libtkrzw-dev"
 
 missing=""
