@@ -120,11 +120,14 @@ static void test_salvage_and_compact_repair_a_store(void **state)
 		snprintf(key, sizeof key, "k%02d", i);
 		int rc = kv_get_into(db, key, 3, val, sizeof val, &n);
 		TU_OK(rc);
-		/* k08's newest record was the damaged one: salvage keeps every
-		 * undamaged record, so its older value is back. That is the
-		 * risk KV_SALVAGE documents (a skipped record may have been a
-		 * newer value or a tombstone); every other key is intact. */
-		assert_int_equal((unsigned char)val[0], i == 8 ? 'a' + 8 : 'a' + 20 + i);
+		/* k08's newest record was the damaged one, and k09's the run
+		 * right after it, which salvage skips too (it might have been
+		 * the rest of a damaged batch): their older values are back.
+		 * That is the risk KV_SALVAGE documents (a skipped record may
+		 * have been a newer value or a tombstone); every other key is
+		 * intact. */
+		assert_int_equal((unsigned char)val[0],
+				 i == 8 || i == 9 ? 'a' + i : 'a' + 20 + i);
 	}
 	kv_close(db);
 	tu_rmdir(dir);

@@ -1560,6 +1560,19 @@ static void count_keys(const store *s, const seen_key *got, int salvage)
 }
 
 /* Salvage applied the sound end of a batch whose start was damaged. */
+/* Whether another record of the same key holds the same value bytes: a
+ * read of that value then does not show which record was applied. */
+static int value_ambiguous(const store *s, int j)
+{
+	const rec *r = &s->r[j];
+
+	for (int i = 0; i < s->nr; i++)
+		if (i != j && s->r[i].key == r->key && s->r[i].type == r->type &&
+		    s->r[i].vn == r->vn && !memcmp(s->r[i].v, r->v, r->vn))
+			return 1;
+	return 0;
+}
+
 static int partial_batch(const store *s, const dmg *d, const verdict *v,
 			 const seen_key *got)
 {
@@ -1573,19 +1586,24 @@ static int partial_batch(const store *s, const dmg *d, const verdict *v,
 		int lost = 0, applied = 0;
 		for (int j = i; j < s->nr && s->r[j].run == i; j++) {
 			lost |= v->fate[j] == F_LOST;
+			/* Only a value read back shows the record applied:
+			 * absence also matches an expired TTL put. */
 			applied |= v->fate[j] == F_MAYBE && !rec_changed(d, &s->r[j]) &&
-				   got[s->r[j].key].rec == j;
+				   got[s->r[j].key].rec == j &&
+				   got[s->r[j].key].rc == KV_OK &&
+				   !value_ambiguous(s, j);
 		}
 		if (lost && applied && env_flag("KV_CORRUPT_DEBUG")) {
 			fprintf(stderr, "partial batch at %s offset %" PRIu64 ": %s\n",
 				s->img.f[r->file].name, r->off, case_desc);
 			for (int j = i; j < s->nr && s->r[j].run == i; j++)
 				fprintf(stderr, "   off %" PRIu64 " lsn %" PRIu64
-					" %s fate %d changed %d read %d\n",
+					" %s fate %d changed %d read %d rc %d\n",
 					s->r[j].off, s->r[j].lsn,
 					s->key[s->r[j].key], v->fate[j],
 					rec_changed(d, &s->r[j]),
-					got[s->r[j].key].rec == j);
+					got[s->r[j].key].rec == j,
+					got[s->r[j].key].rc);
 		}
 		if (lost && applied)
 			return 1;

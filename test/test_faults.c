@@ -724,9 +724,11 @@ static void test_a_read_error_is_not_damage(void **state)
 		build_damaged(prep, plan[p].sealed, plan[p].tail);
 		uint64_t want = salvaged(prep);
 		uint64_t all = (UINT64_C(1) << DKEYS) - 1;
-		/* Exactly the damaged record is lost. */
+		/* Exactly the damaged record and the one after it (salvage
+		 * skips the run after damage: it might be the rest of a
+		 * damaged batch) are lost. */
 		assert_int_equal(__builtin_popcountll(all & ~want),
-				 plan[p].sealed + plan[p].tail);
+				 2 * (plan[p].sealed + plan[p].tail));
 		uint64_t tail = tu_file_size(tu_seg_path(prep, 4));
 		for (unsigned n = 0; n < 5000; n++, cases++)
 			if (!damage_case(prep, plan[p].what, n, want, tail))
