@@ -166,23 +166,36 @@ int kv__io_write_file(const char *path, const void *data, size_t len,
 	return 0;
 }
 
+/* Opens path for reading and gets its size, refusing files over max
+ * (EFBIG): -1 with errno set, or the descriptor. */
+static int open_bounded(const char *path, uint64_t max, uint64_t *size)
+{
+	int fd = kv__io.open(path, O_RDONLY, 0);
+
+	if (fd < 0)
+		return -1;
+	if (kv__io.fstat_size(fd, size) == 0 && *size <= max &&
+	    *size <= SIZE_MAX)
+		return fd;
+	int saved = *size > max || *size > SIZE_MAX ? EFBIG : errno;
+	kv__io.close(fd);
+	errno = saved;
+	return -1;
+}
+
 int kv__io_read_file(const char *path, uint64_t max, uint8_t **data,
 		     size_t *len)
 {
-	int fd = kv__io.open(path, O_RDONLY, 0);
 	uint64_t size = 0;
+	int fd = open_bounded(path, max, &size);
 	uint8_t *buf = NULL;
 
 	*data = NULL;
 	*len = 0;
 	if (fd < 0)
 		return -1;
-	if (kv__io.fstat_size(fd, &size) != 0)
-		;
-	else if (size > max)
-		errno = EFBIG;
-	else if ((buf = malloc(size ? size : 1)) != NULL &&
-		 kv__io_pread_all(fd, buf, (size_t)size, 0) == 0) {
+	if ((buf = malloc(size ? (size_t)size : 1)) != NULL &&
+	    kv__io_pread_all(fd, buf, (size_t)size, 0) == 0) {
 		kv__io.close(fd);
 		*data = buf;
 		*len = (size_t)size;
@@ -198,22 +211,17 @@ int kv__io_read_file(const char *path, uint64_t max, uint8_t **data,
 int kv__io_map_file(const char *path, uint64_t max, const uint8_t **data,
 		    size_t *len)
 {
-	int fd = kv__io.open(path, O_RDONLY, 0);
 	uint64_t size = 0;
+	int fd = open_bounded(path, max, &size);
 	void *map = MAP_FAILED;
 
 	*data = NULL;
 	*len = 0;
 	if (fd < 0)
 		return -1;
-	if (kv__io.fstat_size(fd, &size) != 0)
-		;
-	else if (size > max || size > SIZE_MAX)
-		errno = EFBIG;
-	else if (size == 0 ||
-		 (map = kv__io.mmap(NULL, (size_t)size, PROT_READ,
-				    MAP_PRIVATE | MAP_POPULATE, fd, 0)) !=
-			 MAP_FAILED) {
+	if (size == 0 ||
+	    (map = kv__io.mmap(NULL, (size_t)size, PROT_READ,
+			       MAP_PRIVATE | MAP_POPULATE, fd, 0)) != MAP_FAILED) {
 		kv__io.close(fd);
 		*data = size ? map : NULL;
 		*len = (size_t)size;

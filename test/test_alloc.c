@@ -17,72 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "allocfail.h"
 #include "testutil.h"
-
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t n, size_t m);
-void *__real_realloc(void *p, size_t n);
-void *__real_reallocarray(void *p, size_t n, size_t m);
-char *__real_strdup(const char *s);
-void *__wrap_malloc(size_t n);
-void *__wrap_calloc(size_t n, size_t m);
-void *__wrap_realloc(void *p, size_t n);
-void *__wrap_reallocarray(void *p, size_t n, size_t m);
-char *__wrap_strdup(const char *s);
-
-static int armed;
-static int persistent;     /* after the first failure, fail every one */
-static long countdown;     /* allocations left before the one that fails */
-static long seen;
-static int fired;
-
-static size_t fail_size;    /* if set: fail the next malloc of this size */
-
-static int fail_now(void)
-{
-	if (!armed)
-		return 0;
-	seen++;
-	if (fired && persistent)
-		return 1;
-	if (countdown-- != 0)
-		return 0;
-	fired = 1;
-	return 1;
-}
-
-static int fail_sized(size_t n)
-{
-	if (!fail_size || n != fail_size)
-		return 0;
-	fail_size = 0;
-	return 1;
-}
-
-void *__wrap_malloc(size_t n)
-{
-	return fail_sized(n) || fail_now() ? NULL : __real_malloc(n);
-}
-
-void *__wrap_calloc(size_t n, size_t m)
-{
-	return fail_now() ? NULL : __real_calloc(n, m);
-}
-
-void *__wrap_realloc(void *p, size_t n)
-{
-	return fail_now() ? NULL : __real_realloc(p, n);
-}
-
-void *__wrap_reallocarray(void *p, size_t n, size_t m)
-{
-	return fail_now() ? NULL : __real_reallocarray(p, n, m);
-}
-
-char *__wrap_strdup(const char *s)
-{
-	return fail_now() ? NULL : __real_strdup(s);
-}
 
 #define NKEYS 6            /* keys the workload writes */
 #define AFTER NKEYS        /* the key written once the failure is cleared */
@@ -97,6 +33,7 @@ static int doubt[NALL][MAXDOUBT];
 static int ndoubt[NALL];
 static int poisoned;       /* an index update failed after its append */
 static long case_n;        /* for messages */
+static int persistent;     /* the case fails every allocation from n on */
 
 static void note(int key, int op, int rc)
 {
@@ -321,13 +258,11 @@ static int one_case(long n, int persist)
 	poisoned = 0;
 	case_n = n;
 	persistent = persist;
-	fired = 0;
-	seen = 0;
-	countdown = n;
-	armed = 1;
+	tu_alloc_arm(n, persist);
 	kv_t *db = workload(dir);
 	tu_fault_clear();
-	armed = 0;
+	tu_alloc_disarm();
+	int fired = tu_alloc_fired();
 	if (fired && db)
 		after_clear(db);
 	else if (db)
@@ -390,9 +325,9 @@ static void test_rollover_out_of_memory_leaves_no_segment(void **state)
 	o.max_file_size = 700;
 	db = tu_open(dir, &o);
 	TU_OK(tu_put(db, "k0", big));
-	fail_size = 64 << 10; /* the new segment's buffer */
+	tu_alloc_fail_size = 64 << 10; /* the new segment's buffer */
 	assert_int_equal(tu_put(db, "k1", big), KV_ENOMEM);
-	assert_int_equal(fail_size, 0);
+	assert_int_equal(tu_alloc_fail_size, 0);
 	for (int i = 2; i < 6; i++) {
 		snprintf(k, sizeof k, "k%d", i);
 		TU_OK(tu_put(db, k, "small"));

@@ -30,63 +30,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "allocfail.h"
 #include "testutil.h"
-
-/* ---- allocation faults: this binary wraps the allocators ---- */
-
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t n, size_t m);
-void *__real_realloc(void *p, size_t n);
-void *__real_reallocarray(void *p, size_t n, size_t m);
-char *__real_strdup(const char *s);
-void *__wrap_malloc(size_t n);
-void *__wrap_calloc(size_t n, size_t m);
-void *__wrap_realloc(void *p, size_t n);
-void *__wrap_reallocarray(void *p, size_t n, size_t m);
-char *__wrap_strdup(const char *s);
-
-static struct {
-	int armed, persistent, fired;
-	long countdown, seen;
-} am;
-
-static int fail_now(void)
-{
-	if (!am.armed)
-		return 0;
-	am.seen++;
-	if (am.fired && am.persistent)
-		return 1;
-	if (am.countdown-- != 0)
-		return 0;
-	am.fired = 1;
-	return 1;
-}
-
-void *__wrap_malloc(size_t n)
-{
-	return fail_now() ? NULL : __real_malloc(n);
-}
-
-void *__wrap_calloc(size_t n, size_t m)
-{
-	return fail_now() ? NULL : __real_calloc(n, m);
-}
-
-void *__wrap_realloc(void *p, size_t n)
-{
-	return fail_now() ? NULL : __real_realloc(p, n);
-}
-
-void *__wrap_reallocarray(void *p, size_t n, size_t m)
-{
-	return fail_now() ? NULL : __real_reallocarray(p, n, m);
-}
-
-char *__wrap_strdup(const char *s)
-{
-	return fail_now() ? NULL : __real_strdup(s);
-}
 
 /* ---- the model ---- */
 
@@ -380,19 +325,15 @@ static int alloc_case(const cstate *s, const char *tmp, int persistent,
 	fresh_copy(s->dir, tmp);
 	if (no_mmap)
 		tu_fault(TU_MMAP, 0, ENOMEM, 1);
-	am.fired = 0;
-	am.seen = 0;
-	am.countdown = n;
-	am.persistent = persistent;
-	am.armed = 1;
+	tu_alloc_arm(n, persistent);
 	int rc = open_faulted(tmp, &db);
-	am.armed = 0;
+	tu_alloc_disarm();
 	tu_fault_clear();
 	snprintf(what, sizeof what, "state %ld: open with allocation %ld "
 		 "failing%s%s", count.states, n,
 		 persistent ? " persistent" : "", no_mmap ? " no mmap" : "");
 	after_open(rc, db, tmp, s, what);
-	return am.fired;
+	return tu_alloc_fired();
 }
 
 static const struct { enum tu_fault_kind kind; int err, no_mmap; }

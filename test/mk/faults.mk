@@ -2,9 +2,8 @@
 # RELIABILITY-PLAN T6, T7, T8). Their short runs are ordinary test
 # binaries, so `make check` (test-run) runs them already.
 
-# test_compound fails the Nth allocation of an open, as test_alloc does.
-$(B)/test_compound: TEST_LIBS += -Wl,--wrap=malloc,--wrap=calloc \
-	-Wl,--wrap=realloc,--wrap=reallocarray,--wrap=strdup
+# test_compound fails the Nth allocation of an open, as test_alloc does
+# (the wrappers and their link flags are in the Makefile).
 
 # The long run opens every crash state (make check opens every third).
 .PHONY: faults-torture faults-asan
