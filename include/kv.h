@@ -23,7 +23,8 @@
  *   A kv_t may be shared by any number of threads. Readers run in parallel
  *   and never wait for disk I/O done by a writer (except in KV_SYNC_NONE, see
  *   kv(3)); writers are serialised only for the append to the log. Callbacks
- *   run without internal locks held, so they may call back into the store.
+ *   run without internal locks held, so they may call back into the store
+ *   (the replication hooks may read it, not write it: kv_repl_apply(3)).
  *   One process at a time may open a directory for writing; read-only
  *   handles may coexist with it and see the data as of their open.
  *
@@ -84,7 +85,14 @@ enum {
 	KV_ERANGE = -12,    /* kv_get_into: buffer too small */
 	KV_EBUSY = -13,     /* call not allowed from inside this callback */
 	KV_ENOTSUP = -14,   /* not available with this store's options */
-	KV_ECANCELED = -15  /* the progress callback stopped a compaction */
+	KV_ECANCELED = -15, /* the progress callback stopped a compaction */
+	/* replication (kv_repl_apply(3)) */
+	KV_EGAP = -16,      /* records missing before these; kv_errmsg()
+			     * names the position expected */
+	KV_ESNAPSHOT = -17, /* the records needed are gone: rebuild the
+			     * replica from a snapshot */
+	KV_EHOOK = -18      /* KV_HOOK_STRICT: the replication hook failed;
+			     * the write is committed in this store */
 };
 
 /* kv_options.flags */
@@ -95,6 +103,7 @@ enum {
 #define KV_COMPRESS  0x10u /* zlib-compress values >= compress_min bytes */
 #define KV_UNORDERED 0x20u /* no ordered index: saves memory, no kv_scan */
 #define KV_NO_AUTO_COMPACT 0x40u /* no background compaction thread */
+#define KV_REPLICA   0x80u /* a follower: writes only via kv_repl_apply */
 
 /* kv_options.sync_mode */
 #define KV_SYNC_WRITE    0u /* the default */
@@ -148,7 +157,10 @@ typedef struct kv_options {
 					1 GiB (always at least one segment) */
 	kv_progress_fn progress;     /* compaction progress, or NULL */
 	void *progress_ctx;
-	uint64_t reserved[2];     /* must be zero */
+	/* Replication hooks (see "replication" below), or NULL; copied at
+	 * open. */
+	const struct kv_repl_hooks *repl;
+	uint64_t reserved[1];     /* must be zero */
 } kv_options;
 
 /* Whole-store figures; a struct tag only, as with stat(2)'s struct stat,
@@ -174,7 +186,10 @@ struct kv_stats {
 	uint64_t compaction_freed_bytes;    /* disk bytes they reclaimed */
 	uint64_t recovered_keys_at_risk;    /* salvage: may have lost a newer
 					     * record (a delete) to damage */
-	uint64_t reserved[3];
+	uint64_t repl_hook_calls;           /* replication hook calls */
+	uint64_t repl_hook_errors;          /* of which failed, or writes not
+					     * handed over (store poisoned) */
+	uint64_t reserved[1];
 };
 
 /* One segment's figures. */
@@ -307,6 +322,86 @@ typedef struct kv_verify_stats {
 KV_API int kv_verify(kv_t *db, kv_progress_fn progress, void *ctx,
 		     kv_verify_stats *out);
 
+/* ---- replication ---- */
+
+/*
+ * A primary hands every committed write to a hook, in commit order, as the
+ * exact bytes of its records (kv-format(5)); a replica, opened with
+ * KV_REPLICA, applies those bytes with kv_repl_apply() and keeps their
+ * LSNs, so its position is the LSN of the last record it applied. A
+ * replica that fell behind catches up with kv_repl_read(), or, when
+ * compaction has removed what it needs, from a snapshot. kv_repl_apply(3)
+ * has the model, when the hooks run under each sync mode, and threads.
+ *
+ * A frame is one or more whole runs of records (a put or a delete is one
+ * record, a batch one run), back to back, exactly as in a segment.
+ */
+
+/* A frame: for the commit hook and kv_repl_read, the records with LSNs
+ * first..last; for kv_repl_snapshot, first = 0 and last = the snapshot's
+ * position. Non-zero from a hook is a failure (see KV_HOOK_STRICT); from
+ * a reader's callback it stops the call, which returns that value. */
+typedef int (*kv_repl_fn)(void *ctx, uint64_t first, uint64_t last,
+			  const void *bytes, size_t len);
+/* A log segment was sealed (fdatasynced, never written again): its
+ * number and path. Compaction leaves the file alone until this returns. */
+typedef int (*kv_seal_fn)(void *ctx, uint64_t seq, const char *path);
+
+/* kv_options.repl points at one of these; set size to its sizeof. */
+struct kv_repl_hooks {
+	uint32_t size;             /* sizeof(struct kv_repl_hooks) */
+	uint32_t flags;            /* KV_HOOK_STRICT */
+	kv_repl_fn commit;         /* every committed write, or NULL */
+	kv_seal_fn seal;           /* every sealed log segment, or NULL */
+	void *ctx;                 /* passed to both */
+	uint64_t reserved[2];      /* must be zero */
+};
+
+/* A failing hook fails the write with KV_EHOOK (it stays committed);
+ * without this flag, failures are counted in kv_stats. */
+#define KV_HOOK_STRICT 0x1u
+
+/*
+ * Replica: applies a frame as a hook or kv_repl_read delivered it. Every
+ * CRC and bound is checked and nothing is applied unless the whole frame
+ * is sound (KV_ECORRUPT). Records at or below the position are skipped as
+ * duplicates; a frame that does not continue at position + 1 is refused
+ * with KV_EGAP. Between kv_repl_snapshot_begin and _end, takes snapshot
+ * frames instead.
+ */
+KV_API int kv_repl_apply(kv_t *db, const void *bytes, size_t len);
+/* The LSN of the newest write this store holds that a replica may have:
+ * a replica's last applied record, a primary's last acknowledged write.
+ * Survives a reopen. KV_ESNAPSHOT during or after an interrupted
+ * snapshot. */
+KV_API int kv_repl_position(kv_t *db, uint64_t *position);
+/*
+ * Primary: calls fn with the records after LSN `from`, in LSN order, read
+ * from the log segments, up to the position at the call's start; frames
+ * hold whole runs and at most max_bytes (one run may be larger; 0: one
+ * run per frame). KV_ESNAPSHOT if compaction has rewritten part of that
+ * history, or `from` is ahead of this store.
+ */
+KV_API int kv_repl_read(kv_t *db, uint64_t from, size_t max_bytes,
+			kv_repl_fn fn, void *ctx);
+/*
+ * Primary: calls fn with every live record as of one moment, in frames of
+ * at most max_bytes, first = 0 and last = that moment's position, which
+ * is also stored in *position. A replica that applies them between
+ * kv_repl_snapshot_begin and kv_repl_snapshot_end(position), then the
+ * stream after position, is up to date.
+ */
+KV_API int kv_repl_snapshot(kv_t *db, size_t max_bytes, kv_repl_fn fn,
+			    void *ctx, uint64_t *position);
+/* Primary: compaction keeps every log segment holding a record after LSN
+ * lsn, so kv_repl_read can serve replicas at lsn or later; UINT64_MAX
+ * (the default) keeps nothing for them. Not persistent. */
+KV_API int kv_repl_retain(kv_t *db, uint64_t lsn);
+/* Replica, empty (position 0): starts taking a snapshot; durable. */
+KV_API int kv_repl_snapshot_begin(kv_t *db);
+/* Makes the snapshot durable and sets the position to `position`. */
+KV_API int kv_repl_snapshot_end(kv_t *db, uint64_t position);
+
 /* ---- space reclamation ---- */
 
 /*
@@ -318,6 +413,40 @@ KV_API int kv_verify(kv_t *db, kv_progress_fn progress, void *ctx,
  * when the compact_* thresholds are reached.
  */
 KV_API int kv_compact(kv_t *db, kv_compact_stats *out);
+
+/* ---- digests (replication) ---- */
+
+/*
+ * An order-independent digest of a set of live pairs: the sum modulo 2^128
+ * of XXH3_128bits (seed 0) of klen as 4 bytes little-endian, the key, and
+ * the value uncompressed, for each pair. Equal live sets give equal digests
+ * whatever the history, file layout or compression; digests of disjoint
+ * sets add up. The empty set's is all zeros. A struct tag only, because
+ * kv_digest is the function (as struct kv_stats). See kv_digest(3).
+ */
+struct kv_digest {
+	uint64_t lo, hi;           /* the 128-bit sum: hi * 2^64 + lo */
+	uint64_t keys;             /* live pairs summed */
+	uint64_t bytes;            /* their key + uncompressed value bytes */
+	uint64_t first, last;      /* key-hash range covered, inclusive */
+};
+
+#define KV_DIGEST_MAX_BUCKETS 1048576u /* most buckets in one call */
+
+/* Digest of every live pair, as of one moment (writers wait meanwhile). */
+KV_API int kv_digest(kv_t *db, struct kv_digest *out);
+/*
+ * Splits the key-hash range [first, last] (key hash = XXH3_64bits of the
+ * key, seed 0) into nbuckets (1..KV_DIGEST_MAX_BUCKETS, at most the range's
+ * size) near-equal parts and fills out[0..nbuckets-1] with the digest and
+ * bounds of each. Comparing two stores' buckets and splitting a differing
+ * one again finds a differing key in O(log n) rounds.
+ */
+KV_API int kv_digest_buckets(kv_t *db, uint64_t first, uint64_t last,
+			     unsigned nbuckets, struct kv_digest *out);
+/* As kv_foreach, for the live pairs whose key hash is in [first, last]. */
+KV_API int kv_digest_foreach(kv_t *db, uint64_t first, uint64_t last,
+			     kv_pair_fn fn, void *ctx);
 
 #ifdef __cplusplus
 }

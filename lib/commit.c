@@ -7,6 +7,7 @@
 #include "read.h"
 #include "error.h"
 #include "record.h"
+#include "repl.h"
 
 int kv__prepare_value(kv_t *db, kv__op *op, void **owned)
 {
@@ -64,6 +65,7 @@ static int roll(kv_t *db)
 		return rc;
 	}
 	db->active = s;
+	db->repl.sealed = old->seq; /* for the seal hook, after wlock */
 	/* Everything before the new segment is durable now. */
 	pthread_mutex_lock(&db->sync.mu);
 	db->sync.synced = db->appended;
@@ -214,64 +216,206 @@ static int still_live(kv_t *db, const kv__op *op)
 	return rc;
 }
 
-static int append_locked(kv_t *db, const kv__op *ops, size_t n,
-			 uint64_t bytes, uint8_t *hdrs, struct iovec *iov,
-			 uint64_t *wait)
-{
-	int cnt, broken = 0, rc;
+/* One commit: the ops, how their records are written, and what follows
+ * the append (sync, hooks). */
+typedef struct commit {
+	const kv__op *ops;
+	size_t n;
+	int kind;               /* KV__COMMIT_* */
+	const uint8_t *raw;     /* replication: the records as they are */
+	uint64_t bytes;
+	uint8_t *hdrs;          /* local: n encoded headers */
+	struct iovec *iov;
+	int cnt;
+	uint64_t first, last;   /* LSNs written */
+	uint64_t wait;          /* position to make durable, or 0 */
+	kv__hookq hq;
+	int queued;
+} commit;
 
+/* Where the run's LSNs come from: a local write takes the next ones, a
+ * replicated run brings its own (a stream run exactly the next ones, as
+ * checked before the append; snapshot records any). Then the segment's
+ * LSN range, which compaction's tombstone floor relies on. */
+static void take_lsns(kv_t *db, commit *c)
+{
+	kv__seg *a = db->active;
+
+	c->first = db->next_lsn;
+	c->last = db->next_lsn + c->n - 1;
+	if (c->kind == KV__COMMIT_SNAPSHOT) {
+		c->first = c->last = c->ops[0].lsn;
+		for (size_t i = 1; i < c->n; i++) {
+			if (c->ops[i].lsn < c->first)
+				c->first = c->ops[i].lsn;
+			if (c->ops[i].lsn > c->last)
+				c->last = c->ops[i].lsn;
+		}
+	}
+	if (!a->min_lsn || c->first < a->min_lsn)
+		a->min_lsn = c->first;
+	if (c->last > a->max_lsn)
+		a->max_lsn = c->last;
+	if (c->last >= db->next_lsn)
+		db->next_lsn = c->last + 1;
+}
+
+static int write_run(kv_t *db, commit *c)
+{
+	int broken = 0, rc;
+
+	if (c->raw) {
+		c->iov[0] = (struct iovec){ (void *)c->raw, (size_t)c->bytes };
+		c->cnt = 1;
+	} else {
+		encode(db, c->ops, c->n, c->hdrs, c->iov, &c->cnt);
+	}
+	rc = kv__seg_append(db->active, c->iov, c->cnt, (size_t)c->bytes,
+			    &broken);
+	if (rc && broken)
+		atomic_store(&db->poisoned, 1);
+	return rc;
+}
+
+/* Refusals that depend on the store's state, checked under wlock. */
+static int refuse(kv_t *db, const commit *c)
+{
 	if (atomic_load(&db->poisoned))
 		return kv__fail(KV_EIO, "store refuses writes after an earlier "
 				"failure; reopen it");
-	if (n == 1 && ops[0].if_live && (rc = still_live(db, ops)) != 0)
-		return rc;
-	if ((rc = make_room(db, bytes)) != 0)
-		return rc;
-	encode(db, ops, n, hdrs, iov, &cnt);
-	uint64_t off = db->active->size;
-	if ((rc = kv__seg_append(db->active, iov, cnt, (size_t)bytes,
-				 &broken)) != 0) {
-		if (broken)
-			atomic_store(&db->poisoned, 1);
-		return rc;
+	if (c->kind == KV__COMMIT_LOCAL && db->repl.replica)
+		return kv__fail(KV_EREADONLY, "%s: opened as a replica: it "
+				"takes writes only from kv_repl_apply", db->dir);
+	if (c->kind == KV__COMMIT_STREAM && c->ops[0].lsn != db->next_lsn)
+		return kv__fail(KV_EGAP, "replica expects LSN %" PRIu64
+				", not %" PRIu64, db->next_lsn, c->ops[0].lsn);
+	if (c->n == 1 && c->ops[0].if_live)
+		return still_live(db, c->ops);
+	return 0;
+}
+
+/* Queues what the hooks must see of this commit: its records once they
+ * are written (snapshot records excepted), and the segment its rollover
+ * sealed even if the write then failed. */
+static void queue_hooks(kv_t *db, commit *c, int written)
+{
+	int records = written && c->kind != KV__COMMIT_SNAPSHOT &&
+		      db->repl.hooks.commit;
+
+	uint64_t sealed = db->repl.hooks.seal ? db->repl.sealed : 0;
+
+	if (!records && !sealed)
+		return;
+	c->hq = (kv__hookq){ .sealed = sealed, .iov = c->iov, .cnt = c->cnt,
+			     .bytes = (size_t)c->bytes };
+	if (records) {
+		c->hq.first = c->first;
+		c->hq.last = c->last;
 	}
-	if (!db->active->min_lsn)
-		db->active->min_lsn = db->next_lsn;
-	db->next_lsn += n;
-	db->active->max_lsn = db->next_lsn - 1;
-	db->appended += bytes;
-	*wait = sync_target(db);
-	return publish(db, ops, n, db->active->slot, off);
+	kv__hook_enqueue(db, &c->hq);
+	c->queued = 1;
+}
+
+/* Where a write becomes part of the position a replica may have (and
+ * kv_repl_position reports): in ALWAYS after the fdatasync (run_commit),
+ * in the other modes once the kernel has it. NONE buffers in the process,
+ * so there kv_repl_read flushes first and moves the position itself; but
+ * a replica's position is what it applied, buffered or not (a crash that
+ * loses the buffer reopens it at a lower position). */
+static int acks_at_append(const kv_t *db, const commit *c)
+{
+	switch (db->opts.sync_mode) {
+	case KV_SYNC_ALWAYS:
+		return 0;
+	case KV_SYNC_NONE:
+		return c->kind == KV__COMMIT_STREAM;
+	default:
+		return 1;
+	}
+}
+
+static int append_locked(kv_t *db, commit *c)
+{
+	int rc;
+
+	if ((rc = refuse(db, c)) != 0)
+		return rc;
+	db->repl.sealed = 0;
+	rc = make_room(db, c->bytes);
+	uint64_t off = db->active->size;
+	if (rc == 0)
+		rc = write_run(db, c);
+	if (rc == 0) {
+		take_lsns(db, c);
+		db->appended += c->bytes;
+	}
+	if (rc == 0 && c->kind != KV__COMMIT_SNAPSHOT) {
+		c->wait = sync_target(db);
+		if (acks_at_append(db, c))
+			kv__repl_ack(db, c->last);
+	}
+	if (kv__repl_hooked(db))
+		queue_hooks(db, c, rc == 0);
+	if (rc)
+		return rc;
+	return publish(db, c->ops, c->n, db->active->slot, off);
+}
+
+static int run_commit(kv_t *db, commit *c)
+{
+	int rc;
+
+	if (kv__hook_busy(db))
+		return kv__fail(KV_EBUSY, "a write from inside this store's "
+				"replication hook would wait for itself");
+	for (size_t i = 0; i < c->n; i++)
+		c->bytes += kv__rec_size(c->ops[i].klen, c->ops[i].vlen);
+	pthread_mutex_lock(&db->wlock);
+	rc = append_locked(db, c);
+	pthread_mutex_unlock(&db->wlock);
+	if (rc == 0 && c->wait && (rc = kv__sync_to(db, c->wait)) == 0)
+		kv__repl_ack(db, c->last);
+	if (c->queued) {
+		int h = kv__hook_deliver(db, &c->hq, rc != 0);
+		if (h && rc == 0 && (db->repl.hooks.flags & KV_HOOK_STRICT))
+			rc = kv__fail(KV_EHOOK, "the replication hook failed "
+				      "(%d); the write is committed in this "
+				      "store", h);
+	}
+	return rc;
 }
 
 int kv__commit(kv_t *db, const kv__op *ops, size_t n)
 {
 	uint8_t hdr1[KV__REC_HDR];
 	struct iovec iov1[3];
-	uint8_t *hdrs = hdr1;
-	struct iovec *iov = iov1;
-	uint64_t bytes = 0, wait = 0;
+	commit c = { .ops = ops, .n = n, .kind = KV__COMMIT_LOCAL,
+		     .hdrs = hdr1, .iov = iov1 };
 	int rc;
 
-	for (size_t i = 0; i < n; i++)
-		bytes += kv__rec_size(ops[i].klen, ops[i].vlen);
 	if (n > 1) {
-		hdrs = reallocarray(NULL, n, KV__REC_HDR);
-		iov = reallocarray(NULL, n, 3 * sizeof *iov);
-		if (!hdrs || !iov) {
+		c.hdrs = reallocarray(NULL, n, KV__REC_HDR);
+		c.iov = reallocarray(NULL, n, 3 * sizeof *c.iov);
+		if (!c.hdrs || !c.iov) {
 			rc = kv__fail(KV_ENOMEM, "out of memory for a batch");
 			goto out;
 		}
 	}
-	pthread_mutex_lock(&db->wlock);
-	rc = append_locked(db, ops, n, bytes, hdrs, iov, &wait);
-	pthread_mutex_unlock(&db->wlock);
-	if (rc == 0 && wait)
-		rc = kv__sync_to(db, wait);
+	rc = run_commit(db, &c);
 out:
 	if (n > 1) {
-		free(hdrs);
-		free(iov);
+		free(c.hdrs);
+		free(c.iov);
 	}
 	return rc;
+}
+
+int kv__commit_raw(kv_t *db, const kv__op *ops, size_t n,
+		   const uint8_t *raw, int kind)
+{
+	struct iovec iov;
+	commit c = { .ops = ops, .n = n, .kind = kind, .raw = raw,
+		     .iov = &iov };
+
+	return run_commit(db, &c);
 }

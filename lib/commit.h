@@ -26,10 +26,21 @@ typedef struct kv__op {
 	 * KV_ENOTFOUND), checked under the write lock so that of two racing
 	 * deletes only one succeeds. */
 	int if_live;
+	uint64_t lsn;        /* replication: the record's own LSN */
 } kv__op;
 
 /* Appends the ops as one atomic run of records (a batch when n > 1). */
 int kv__commit(kv_t *db, const kv__op *ops, size_t n);
+
+/* Replication (kv_repl_apply): records that carry their LSNs, written as
+ * the verified bytes at raw that ops describe (their sizes add up). STREAM: one or more
+ * whole runs, consecutive LSNs from ops[0].lsn, which must be the next
+ * LSN (else KV_EGAP); synced and handed to the hooks like a local write.
+ * SNAPSHOT: single records with any LSNs; neither synced (the snapshot's
+ * end syncs) nor handed to the commit hook. */
+enum { KV__COMMIT_LOCAL, KV__COMMIT_STREAM, KV__COMMIT_SNAPSHOT };
+int kv__commit_raw(kv_t *db, const kv__op *ops, size_t n,
+		   const uint8_t *raw, int kind);
 
 /* Compresses a value for a put when the store asks for it: on return
  * op->val/vlen/flags describe what to store and *owned must be freed. */

@@ -31,6 +31,7 @@
 #include "io.h"
 #include "le.h"
 #include "record.h"
+#include "repl.h"
 #include "walk.h"
 
 #define OUT_BUFFER (1u << 20)   /* output write buffer */
@@ -132,8 +133,12 @@ static int choose_locked(job *j)
 
 	if (!c)
 		return kv__fail(KV_ENOMEM, "out of memory choosing segments");
+	/* Replication keeps some (repl.h): a segment whose seal hook still
+	 * runs, and log that kv_repl_retain asked for. */
+	uint64_t hold = kv__repl_seal_hold(db);
 	for (uint32_t i = 0; i < db->nslots; i++)
-		if (db->segs[i] && db->segs[i] != db->active)
+		if (db->segs[i] && db->segs[i] != db->active &&
+		    !kv__repl_keeps(db, db->segs[i], hold))
 			c[n++] = db->segs[i];
 	qsort(c, n, sizeof *c, by_seq);
 	survey(db, c, n, &store, &nsmall);
@@ -165,7 +170,11 @@ static uint64_t floor_locked(const job *j)
 		if (s && !input && s->min_lsn && s->min_lsn < f)
 			f = s->min_lsn;
 	}
-	return f;
+	/* Never above the newest record: with every other segment empty
+	 * (a rollover whose first append failed), a full compaction would
+	 * drop the newest tombstone, and the store's position (its highest
+	 * LSN, which replicas follow) would go back at the next open. */
+	return f < j->db->next_lsn - 1 ? f : j->db->next_lsn - 1;
 }
 
 static int choose(job *j)
@@ -324,7 +333,7 @@ static int copy_put(job *j, kv__seg *s, uint64_t off, const kv__rec *r,
 	 * very record; a key that is absent for another reason has a newer
 	 * tombstone or expired record, so one more tombstone does no harm. */
 	if (expired && (live || !present)) {
-		if (j->floor < r->lsn &&
+		if (j->floor <= r->lsn &&
 		    (rc = emit(j, tombstone_of(r), key, NULL, &out, &noff)))
 			return rc;
 		return live ? add_move(j, id, loc, NO_OUT, 0, 0) : 0;

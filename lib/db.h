@@ -11,6 +11,10 @@
  *   sync.mu      group-commit state (taken with no other lock held, except
  *                by a writer under wlock that bumps `synced` after a seal).
  *   compact.mu   the compaction thread's wake-up state (leaf lock).
+ *   repl.mu      the replication hook queue (leaf lock: taken under wlock
+ *                to queue a commit, and by compaction choosing segments).
+ * repl.apply serialises kv_repl_apply and the snapshot calls of a replica;
+ * it is taken before wlock. Hooks run with none of these held.
  * compact.run serialises compactions; it is taken before wlock and klock,
  * and a compaction holds wlock only to choose segments and number files,
  * klock only for short switch steps, never across file I/O.
@@ -41,6 +45,30 @@ typedef struct kv__sync {
 	int thread_on;
 	int stop;
 } kv__sync;
+
+struct kv__hookq;
+
+/* Replication (repl.c): the hooks and their queue, and a replica's state. */
+typedef struct kv__repl {
+	struct kv_repl_hooks hooks; /* a copy; commit and seal NULL if unset */
+	pthread_mutex_t mu;          /* the queue and seal_hold */
+	pthread_cond_t cv;           /* a queued commit was delivered */
+	struct kv__hookq *head, *tail; /* commits waiting, in commit order */
+	int delivering;              /* a thread is running hooks */
+	uint64_t seal_hold;          /* oldest queued sealed segment, or MAX:
+				      * compaction leaves seq >= this alone */
+	uint8_t *buf;                /* the deliverer's copy of a frame */
+	size_t cap;
+	_Atomic uint64_t calls, errors; /* for kv_stats */
+	_Atomic uint64_t ack;        /* newest LSN past its sync point */
+	_Atomic uint64_t retain;     /* kv_repl_retain; UINT64_MAX: none */
+	uint64_t sealed;             /* set by a rollover, under wlock */
+	int replica;                 /* opened with KV_REPLICA */
+	pthread_mutex_t apply;       /* one kv_repl_apply at a time */
+	_Atomic uint64_t base;       /* position of the snapshot applied */
+	_Atomic int snap;            /* between snapshot begin and end */
+	_Atomic int broken;          /* a snapshot was interrupted */
+} kv__repl;
 
 typedef struct kv__compact {
 	pthread_mutex_t run;   /* one compaction at a time */
@@ -77,6 +105,7 @@ struct kv {
 	uint64_t appended;       /* store-wide bytes appended (positions) */
 	kv__sync sync;
 	kv__compact compact;
+	kv__repl repl;
 	_Atomic int poisoned;    /* a failed fsync: writes fail until reopen */
 
 	/* recovery and compression figures for kv_stats */

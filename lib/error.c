@@ -27,6 +27,9 @@ static const char *const messages[] = {
 	[-KV_EBUSY] = "call not allowed here",
 	[-KV_ENOTSUP] = "not supported by this store's options",
 	[-KV_ECANCELED] = "compaction canceled by its progress callback",
+	[-KV_EGAP] = "records missing before these (replication gap)",
+	[-KV_ESNAPSHOT] = "records needed are gone; a snapshot is needed",
+	[-KV_EHOOK] = "replication hook failed; the write is committed",
 };
 
 KV_API const char *kv_strerror(int err)

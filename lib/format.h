@@ -92,4 +92,17 @@
 #define KV__KIND_OBSOLETE 3u
 #define KV__OBS_SUFFIX ".obs"
 
+/*
+ * Replica state "REPL": written only by a replica taking a snapshot
+ * (kv_repl_snapshot_begin/_end), replaced by rename, always durably.
+ * The 32-byte file header (kind KV__KIND_REPL, seq 0, flags 0), then:
+ *   0  u64 state     1: a snapshot is being applied (its records are not
+ *                       all there); 2: a snapshot was applied
+ *   8  u64 position  state 2: the snapshot's position, an LSN; the store's
+ *                    position is the larger of this and its highest LSN
+ *  16  u32 crc       crc32 of every byte before it, header included
+ * Older libraries ignore the file (it has no segment name).
+ */
+#define KV__KIND_REPL 4u
+
 #endif /* KV_FORMAT_H */

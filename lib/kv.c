@@ -19,9 +19,11 @@
 #include "io.h"
 #include "read.h"
 #include "record.h"
+#include "repl.h"
 
 #define KNOWN_FLAGS (KV_CREATE | KV_RDONLY | KV_EXCL | KV_SALVAGE | \
-		     KV_COMPRESS | KV_UNORDERED | KV_NO_AUTO_COMPACT)
+		     KV_COMPRESS | KV_UNORDERED | KV_NO_AUTO_COMPACT | \
+		     KV_REPLICA)
 #define DEFAULT_FILE_SIZE (UINT64_C(256) << 20)
 #define DEFAULT_VALUE_SIZE (UINT64_C(64) << 20)
 #define DEFAULT_SYNC_EVERY 1000u
@@ -181,7 +183,7 @@ static int check_options(const kv_options *o)
 	for (size_t i = 0; i < sizeof o->reserved / sizeof o->reserved[0]; i++)
 		if (o->reserved[i])
 			return kv__fail(KV_EINVAL, "kv_options.reserved not 0");
-	return 0;
+	return kv__repl_check(o);
 }
 
 static void fill_defaults(kv_options *o)
@@ -295,6 +297,7 @@ static void destroy(kv_t *db)
 	pthread_mutex_destroy(&db->compact.run);
 	pthread_mutex_destroy(&db->compact.mu);
 	pthread_cond_destroy(&db->compact.cv);
+	kv__repl_destroy(db);
 	free(db->dir);
 	free(db);
 }
@@ -330,6 +333,7 @@ static kv_t *db_new(const char *dir, const kv_options *opts)
 	kv__order_init(&db->order, order_cmp, db);
 	db->opts = *opts;
 	fill_defaults(&db->opts);
+	kv__repl_init(db);
 	db->rdonly = !!(opts->flags & KV_RDONLY);
 	db->dir = strdup(dir);
 	if (!db->dir || kv__kd_init(&db->kd)) {
@@ -353,6 +357,8 @@ static int open_store(kv_t *db)
 	for (uint32_t i = 0; i < db->nslots; i++)
 		if (db->segs[i])
 			db->appended += db->segs[i]->size;
+	/* What recovery found is what a replica may have. */
+	atomic_store(&db->repl.ack, db->next_lsn - 1);
 	if ((rc = kv__sync_init(db)) != 0)
 		return rc;
 	if (db->rdonly || (db->opts.flags & KV_NO_AUTO_COMPACT))
@@ -397,6 +403,9 @@ KV_API int kv_close(kv_t *db)
 
 	if (!db)
 		return 0;
+	if (kv__hook_busy(db))
+		return kv__fail(KV_EBUSY, "kv_close: called from inside this "
+				"store's replication hook");
 	kv__compact_stop(db);
 	kv__seal_hints(db);
 	if (db->active && atomic_load(&db->poisoned)) {
@@ -438,6 +447,9 @@ static int check_write(kv_t *db, const void *key, size_t klen)
 
 	if (rc == 0 && db->rdonly)
 		rc = kv__fail(KV_EREADONLY, "%s: opened read-only", db->dir);
+	if (rc == 0 && db->repl.replica)
+		rc = kv__fail(KV_EREADONLY, "%s: opened as a replica: it takes "
+			      "writes only from kv_repl_apply", db->dir);
 	return rc;
 }
 
@@ -633,7 +645,10 @@ KV_API int kv_sync(kv_t *db)
 	if (db->rdonly)
 		return 0;
 	pthread_mutex_lock(&db->wlock);
-	uint64_t pos = db->appended;
+	uint64_t pos = db->appended, lsn = db->next_lsn - 1;
 	pthread_mutex_unlock(&db->wlock);
-	return kv__sync_to(db, pos);
+	int rc = kv__sync_to(db, pos);
+	if (rc == 0 && !atomic_load(&db->repl.snap))
+		kv__repl_ack(db, lsn);
+	return rc;
 }

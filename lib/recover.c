@@ -30,6 +30,7 @@
 #include "io.h"
 #include "le.h"
 #include "record.h"
+#include "repl.h"
 #include "walk.h"
 
 typedef struct rstate {
@@ -861,6 +862,8 @@ int kv__recover(kv_t *db)
 
 	db->max_seq = l.max_seq;
 	if (rc == 0)
+		rc = kv__repl_load(db);
+	if (rc == 0)
 		rc = carry_out_obsolete(db, &l);
 	if (rc == 0)
 		rc = open_all(db, &l, &tail);
@@ -870,7 +873,11 @@ int kv__recover(kv_t *db)
 		count_at_risk(db, &st);
 		purge(db);
 		remove_orphan_hints(db, &l);
-		db->next_lsn = st.max_lsn + 1;
+		/* A replica's position (kv_repl_position) is its highest
+		 * LSN, since records keep the primary's; or, if higher, the
+		 * position of the snapshot it was built from. */
+		db->next_lsn = (st.max_lsn > db->repl.base ? st.max_lsn :
+				db->repl.base) + 1;
 		rc = make_active(db, tail);
 	}
 	listing_free(&l);

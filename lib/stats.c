@@ -74,6 +74,8 @@ KV_API int kv_stats(kv_t *db, struct kv_stats *out)
 	out->compression_saved_bytes = atomic_load(&db->compress_saved);
 	out->recovered_hint_segments = db->hint_segments;
 	out->recovered_hint_rejected = db->hint_rejected;
+	out->repl_hook_calls = atomic_load(&db->repl.calls);
+	out->repl_hook_errors = atomic_load(&db->repl.errors);
 	pthread_mutex_lock(&db->compact.mu);
 	out->compactions = db->compact.runs;
 	out->compaction_freed_bytes = db->compact.freed;

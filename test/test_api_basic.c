@@ -140,7 +140,7 @@ static void test_bad_options_are_refused(void **state)
 	o.size = 8;
 	assert_int_equal(kv_open(dir, &o, &db), KV_EINVAL);
 	tu_options(&o);
-	o.reserved[1] = 1;
+	o.reserved[0] = 1;
 	assert_int_equal(kv_open(dir, &o, &db), KV_EINVAL);
 	tu_options(&o);
 	o.max_value_size = (uint64_t)KV_MAX_VALUE + 1;

@@ -63,9 +63,10 @@ and is raised again when it returns.
 
 from . import _ffi
 from ._ffi import (KV_EBUSY, KV_ECANCELED, KV_ECORRUPT, KV_EEXIST,
-                   KV_EINVAL, KV_EIO, KV_ELOCKED, KV_ENOENT, KV_ENOMEM,
-                   KV_ENOTFOUND, KV_ENOTSUP, KV_ERANGE, KV_EREADONLY,
-                   KV_ETOOBIG, KV_EVERSION, KV_MAX_KEY, KV_MAX_VALUE, KV_OK)
+                   KV_EGAP, KV_EHOOK, KV_EINVAL, KV_EIO, KV_ELOCKED,
+                   KV_ENOENT, KV_ENOMEM, KV_ENOTFOUND, KV_ENOTSUP, KV_ERANGE,
+                   KV_EREADONLY, KV_ESNAPSHOT, KV_ETOOBIG, KV_EVERSION,
+                   KV_MAX_KEY, KV_MAX_VALUE, KV_OK)
 from ._store import (OPTIONS, PAGE_SIZE, SYNC_MODES, Batch, Store, error,
                      open)
 
@@ -83,5 +84,6 @@ __all__ = [
     "KV_OK", "KV_ENOTFOUND", "KV_EINVAL", "KV_ENOMEM", "KV_EIO",
     "KV_ECORRUPT", "KV_ELOCKED", "KV_EREADONLY", "KV_ETOOBIG", "KV_EEXIST",
     "KV_ENOENT", "KV_EVERSION", "KV_ERANGE", "KV_EBUSY", "KV_ENOTSUP",
-    "KV_ECANCELED", "KV_MAX_KEY", "KV_MAX_VALUE",
+    "KV_ECANCELED", "KV_EGAP", "KV_ESNAPSHOT", "KV_EHOOK", "KV_MAX_KEY",
+    "KV_MAX_VALUE",
 ]

@@ -18,7 +18,7 @@ import ctypes
 import ctypes.util
 import os
 from ctypes import (CFUNCTYPE, POINTER, Structure, c_char_p, c_int,
-                    c_size_t, c_uint32, c_uint64, c_void_p)
+                    c_size_t, c_uint, c_uint32, c_uint64, c_void_p)
 from pathlib import Path
 
 # ---- constants (kv.h) ----
@@ -39,6 +39,9 @@ KV_ERANGE = -12
 KV_EBUSY = -13
 KV_ENOTSUP = -14
 KV_ECANCELED = -15
+KV_EGAP = -16
+KV_ESNAPSHOT = -17
+KV_EHOOK = -18
 
 ERROR_NAMES = {
     KV_OK: "KV_OK", KV_ENOTFOUND: "KV_ENOTFOUND", KV_EINVAL: "KV_EINVAL",
@@ -48,6 +51,7 @@ ERROR_NAMES = {
     KV_ENOENT: "KV_ENOENT", KV_EVERSION: "KV_EVERSION",
     KV_ERANGE: "KV_ERANGE", KV_EBUSY: "KV_EBUSY",
     KV_ENOTSUP: "KV_ENOTSUP", KV_ECANCELED: "KV_ECANCELED",
+    KV_EGAP: "KV_EGAP", KV_ESNAPSHOT: "KV_ESNAPSHOT", KV_EHOOK: "KV_EHOOK",
 }
 
 KV_CREATE = 0x01
@@ -57,6 +61,7 @@ KV_SALVAGE = 0x08
 KV_COMPRESS = 0x10
 KV_UNORDERED = 0x20
 KV_NO_AUTO_COMPACT = 0x40
+KV_REPLICA = 0x80
 
 KV_SYNC_WRITE = 0
 KV_SYNC_NONE = 1
@@ -113,7 +118,8 @@ class kv_options(Structure):
         ("compact_max_bytes", c_uint64),
         ("progress", kv_progress_fn),
         ("progress_ctx", c_void_p),
-        ("reserved", c_uint64 * 2),
+        ("repl", c_void_p),  # const struct kv_repl_hooks *; unused here
+        ("reserved", c_uint64 * 1),
     ]
 
 
@@ -139,7 +145,9 @@ class kv_stats(Structure):
         ("compactions", c_uint64),
         ("compaction_freed_bytes", c_uint64),
         ("recovered_keys_at_risk", c_uint64),
-        ("reserved", c_uint64 * 3),
+        ("repl_hook_calls", c_uint64),
+        ("repl_hook_errors", c_uint64),
+        ("reserved", c_uint64 * 1),
     ]
 
 
@@ -174,6 +182,21 @@ class kv_verify_stats(Structure):
         ("bad_bytes", c_uint64),
         ("reserved", c_uint64 * 3),
     ]
+
+
+class kv_digest(Structure):
+    """struct kv_digest (a struct tag only in C)."""
+    _fields_ = [
+        ("lo", c_uint64),
+        ("hi", c_uint64),
+        ("keys", c_uint64),
+        ("bytes", c_uint64),
+        ("first", c_uint64),
+        ("last", c_uint64),
+    ]
+
+
+KV_DIGEST_MAX_BUCKETS = 1048576
 
 
 class kv_t(Structure):
@@ -304,6 +327,15 @@ kv_compact = _declare("kv_compact", c_int,
 kv_verify = _declare("kv_verify", c_int,
                      [kv_t_p, kv_progress_fn, c_void_p,
                       POINTER(kv_verify_stats)], required=False)
+
+kv_digest_fn = _declare("kv_digest", c_int, [kv_t_p, POINTER(kv_digest)],
+                        required=False)
+kv_digest_buckets = _declare("kv_digest_buckets", c_int,
+                             [kv_t_p, c_uint64, c_uint64, c_uint,
+                              POINTER(kv_digest)], required=False)
+kv_digest_foreach = _declare("kv_digest_foreach", c_int,
+                             [kv_t_p, c_uint64, c_uint64, kv_pair_fn,
+                              c_void_p], required=False)
 
 
 def version():

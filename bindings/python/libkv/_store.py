@@ -19,6 +19,9 @@ __all__ = ["error", "open", "Store", "Batch"]
 # Pairs fetched per kv_scan call by the lazy iterators.
 PAGE_SIZE = 512
 
+# Key hashes (XXH3_64 of the key) run from 0 to this; see kv_digest(3).
+_HASH_MAX = (1 << 64) - 1
+
 SYNC_MODES = {
     "write": _ffi.KV_SYNC_WRITE,
     "none": _ffi.KV_SYNC_NONE,
@@ -159,6 +162,16 @@ def _uint(name, value, bits):
     if not 0 <= value < 2 ** bits:
         raise ValueError("option %s must be in 0..%d, got %d"
                          % (name, 2 ** bits - 1, value))
+    return value
+
+
+def _int_arg(name, value, lo, hi):
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError("%s must be an int, not %s"
+                        % (name, type(value).__name__))
+    if not lo <= value <= hi:
+        raise ValueError("%s must be in %d..%d, got %d"
+                         % (name, lo, hi, value))
     return value
 
 
@@ -749,6 +762,72 @@ class Store(collections.abc.MutableMapping):
                 err.stats = _struct_dict(vs)
             raise err
         return _struct_dict(vs)
+
+    # -- digests (kv_digest(3)) --
+
+    def _digest_fn(self, fn, what):
+        if fn is None:
+            raise error("%s: the loaded libkv (%s) lacks it"
+                        % (what, _ffi.LOADED_FROM), KV_ENOTSUP)
+        # The digest holds the store's write lock; a callback may run with
+        # it held (log), so refuse rather than risk waiting on ourselves.
+        if self._h.in_callback():
+            raise error("%s called from inside a libkv callback" % what,
+                        KV_EBUSY)
+
+    def digest(self):
+        """Digest of every live pair, of one moment of the store
+        (kv_digest): a Digest whose .value is the 128-bit sum of
+        XXH3_128(le32(len(key)) + key + value) over the pairs.  Two stores
+        with the same live pairs have equal digests."""
+        self._digest_fn(_ffi.kv_digest_fn, "kv_digest")
+        d = _ffi.kv_digest()
+        self._check(self._h.call(_ffi.kv_digest_fn, byref(d)), "kv_digest")
+        return _digest(d)
+
+    def digest_buckets(self, nbuckets, first=0, last=_HASH_MAX):
+        """The key-hash range [first, last] (key hash: XXH3_64 of the key)
+        cut into nbuckets parts, as a list of one Digest per part with its
+        bounds (kv_digest_buckets).  Compare with another store's list and
+        split a differing bucket again, or list it with digest_items()."""
+        self._digest_fn(_ffi.kv_digest_buckets, "kv_digest_buckets")
+        n = _int_arg("nbuckets", nbuckets, 1, _ffi.KV_DIGEST_MAX_BUCKETS)
+        first = _int_arg("first", first, 0, _HASH_MAX)
+        last = _int_arg("last", last, 0, _HASH_MAX)
+        arr = (_ffi.kv_digest * n)()
+        rc = self._h.call(_ffi.kv_digest_buckets, first, last, n, arr)
+        self._check(rc, "kv_digest_buckets")
+        return [_digest(d) for d in arr]
+
+    def digest_items(self, first=0, last=_HASH_MAX):
+        """The live (key, value) pairs whose key hash is in [first, last],
+        in no order, as a list (kv_digest_foreach)."""
+        if _ffi.kv_digest_foreach is None:
+            raise error("kv_digest_foreach: the loaded libkv (%s) lacks it"
+                        % _ffi.LOADED_FROM, KV_ENOTSUP)
+        first = _int_arg("first", first, 0, _HASH_MAX)
+        last = _int_arg("last", last, 0, _HASH_MAX)
+        out = []
+        h = self._h
+
+        def collect(ctx, key, klen, val, vlen):
+            out.append((_string_at(key, klen), _string_at(val, vlen)))
+            return 0
+
+        fn = _ffi.kv_pair_fn(_guarded(h, "digest_items", collect,
+                                      lambda: 1))
+        rc = h.call(_ffi.kv_digest_foreach, first, last, fn, None)
+        self._check(rc, "kv_digest_foreach")
+        return out
+
+
+#: One digest: value (the 128-bit sum), keys, bytes, and the key-hash
+#: range [first, last] it covers.  Equal tuples mean equal live pairs.
+Digest = collections.namedtuple("Digest", "value keys bytes first last")
+
+
+def _digest(d):
+    return Digest((d.hi << 64) | d.lo, d.keys, d.bytes, d.first, d.last)
 
 
 def _struct_dict(s):

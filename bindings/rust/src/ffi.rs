@@ -10,7 +10,7 @@
 
 #![allow(non_camel_case_types, missing_docs)] // kv.h and the man pages document them
 
-use std::ffi::{c_char, c_int, c_void};
+use std::ffi::{c_char, c_int, c_uint, c_void};
 
 pub const KV_VERSION_MAJOR: c_int = 0;
 pub const KV_VERSION_MINOR: c_int = 1;
@@ -48,6 +48,9 @@ pub const KV_ERANGE: c_int = -12;
 pub const KV_EBUSY: c_int = -13;
 pub const KV_ENOTSUP: c_int = -14;
 pub const KV_ECANCELED: c_int = -15;
+pub const KV_EGAP: c_int = -16;
+pub const KV_ESNAPSHOT: c_int = -17;
+pub const KV_EHOOK: c_int = -18;
 
 // kv_options.flags
 pub const KV_CREATE: u32 = 0x01;
@@ -57,6 +60,7 @@ pub const KV_SALVAGE: u32 = 0x08;
 pub const KV_COMPRESS: u32 = 0x10;
 pub const KV_UNORDERED: u32 = 0x20;
 pub const KV_NO_AUTO_COMPACT: u32 = 0x40;
+pub const KV_REPLICA: u32 = 0x80;
 
 // kv_options.sync_mode
 pub const KV_SYNC_WRITE: u32 = 0;
@@ -92,6 +96,27 @@ pub type kv_pair_fn = Option<
     ) -> c_int,
 >;
 
+// ---- replication (see kv_repl_apply(3)) ----
+
+pub type kv_repl_fn = Option<
+    unsafe extern "C" fn(ctx: *mut c_void, first: u64, last: u64, bytes: *const c_void, len: usize) -> c_int,
+>;
+pub type kv_seal_fn = Option<unsafe extern "C" fn(ctx: *mut c_void, seq: u64, path: *const c_char) -> c_int>;
+
+/// `struct kv_repl_hooks`; `size` must be `size_of::<kv_repl_hooks>()`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct kv_repl_hooks {
+    pub size: u32,
+    pub flags: u32,
+    pub commit: kv_repl_fn,
+    pub seal: kv_seal_fn,
+    pub ctx: *mut c_void,
+    pub reserved: [u64; 2],
+}
+
+pub const KV_HOOK_STRICT: u32 = 0x1;
+
 /// `kv_options`: fill with [`kv_options_init`], then change fields.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
@@ -115,7 +140,9 @@ pub struct kv_options {
     pub compact_max_bytes: u64,
     pub progress: kv_progress_fn,
     pub progress_ctx: *mut c_void,
-    pub reserved: [u64; 2],
+    /// Replication hooks, or NULL (the safe API sets none).
+    pub repl: *const kv_repl_hooks,
+    pub reserved: [u64; 1],
 }
 
 /// `struct kv_stats`; `size` must be set to `size_of::<kv_stats>()`.
@@ -141,7 +168,9 @@ pub struct kv_stats {
     pub compactions: u64,
     pub compaction_freed_bytes: u64,
     pub recovered_keys_at_risk: u64,
-    pub reserved: [u64; 3],
+    pub repl_hook_calls: u64,
+    pub repl_hook_errors: u64,
+    pub reserved: [u64; 1],
 }
 
 /// `kv_segment_stats`.
@@ -179,6 +208,21 @@ pub struct kv_verify_stats {
     pub bad_bytes: u64,
     pub reserved: [u64; 3],
 }
+
+/// `struct kv_digest` (a struct tag only in C): see kv_digest(3).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct kv_digest {
+    pub lo: u64,
+    pub hi: u64,
+    pub keys: u64,
+    pub bytes: u64,
+    pub first: u64,
+    pub last: u64,
+}
+
+/// Most buckets in one `kv_digest_buckets` call.
+pub const KV_DIGEST_MAX_BUCKETS: u32 = 1048576;
 
 extern "C" {
     // ---- library ----
@@ -254,6 +298,26 @@ extern "C" {
     pub fn kv_stats_segments(db: *mut kv_t, arr: *mut kv_segment_stats, cap: usize, n: *mut usize) -> c_int;
     pub fn kv_verify(db: *mut kv_t, progress: kv_progress_fn, ctx: *mut c_void, out: *mut kv_verify_stats) -> c_int;
 
+    // ---- replication ----
+    pub fn kv_repl_apply(db: *mut kv_t, bytes: *const c_void, len: usize) -> c_int;
+    pub fn kv_repl_position(db: *mut kv_t, position: *mut u64) -> c_int;
+    pub fn kv_repl_read(db: *mut kv_t, from: u64, max_bytes: usize, f: kv_repl_fn, ctx: *mut c_void) -> c_int;
+    pub fn kv_repl_retain(db: *mut kv_t, lsn: u64) -> c_int;
+    pub fn kv_repl_snapshot(
+        db: *mut kv_t,
+        max_bytes: usize,
+        f: kv_repl_fn,
+        ctx: *mut c_void,
+        position: *mut u64,
+    ) -> c_int;
+    pub fn kv_repl_snapshot_begin(db: *mut kv_t) -> c_int;
+    pub fn kv_repl_snapshot_end(db: *mut kv_t, position: u64) -> c_int;
+
     // ---- space reclamation ----
     pub fn kv_compact(db: *mut kv_t, out: *mut kv_compact_stats) -> c_int;
+
+    // ---- digests (replication) ----
+    pub fn kv_digest(db: *mut kv_t, out: *mut kv_digest) -> c_int;
+    pub fn kv_digest_buckets(db: *mut kv_t, first: u64, last: u64, nbuckets: c_uint, out: *mut kv_digest) -> c_int;
+    pub fn kv_digest_foreach(db: *mut kv_t, first: u64, last: u64, f: kv_pair_fn, ctx: *mut c_void) -> c_int;
 }

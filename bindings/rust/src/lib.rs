@@ -121,6 +121,15 @@ pub enum ErrorKind {
     NotSupported,
     /// `KV_ECANCELED` (-15): a progress callback stopped the operation.
     Canceled,
+    /// `KV_EGAP` (-16): a replica was given records that do not follow its
+    /// position; the message names the position expected.
+    Gap,
+    /// `KV_ESNAPSHOT` (-17): the records a replica needs are gone from the
+    /// log; it must be rebuilt from a snapshot.
+    SnapshotNeeded,
+    /// `KV_EHOOK` (-18): the replication hook failed (strict hooks); the
+    /// write is committed in the store.
+    Hook,
     /// A code this binding does not know (a newer library).
     Other,
 }
@@ -144,6 +153,9 @@ impl ErrorKind {
             ffi::KV_EBUSY => ErrorKind::Busy,
             ffi::KV_ENOTSUP => ErrorKind::NotSupported,
             ffi::KV_ECANCELED => ErrorKind::Canceled,
+            ffi::KV_EGAP => ErrorKind::Gap,
+            ffi::KV_ESNAPSHOT => ErrorKind::SnapshotNeeded,
+            ffi::KV_EHOOK => ErrorKind::Hook,
             _ => ErrorKind::Other,
         }
     }
@@ -498,6 +510,10 @@ pub struct Stats {
     pub compaction_freed_bytes: u64,
     /// Salvage: keys whose newest surviving record is older than skipped damage.
     pub recovered_keys_at_risk: u64,
+    /// Replication hook calls.
+    pub repl_hook_calls: u64,
+    /// Of which failed, or writes not handed over (store poisoned).
+    pub repl_hook_errors: u64,
 }
 
 impl From<ffi::kv_stats> for Stats {
@@ -521,6 +537,8 @@ impl From<ffi::kv_stats> for Stats {
             compactions: s.compactions,
             compaction_freed_bytes: s.compaction_freed_bytes,
             recovered_keys_at_risk: s.recovered_keys_at_risk,
+            repl_hook_calls: s.repl_hook_calls,
+            repl_hook_errors: s.repl_hook_errors,
         }
     }
 }
@@ -624,6 +642,39 @@ impl From<ffi::kv_verify_stats> for VerifyStats {
         }
     }
 }
+
+/// A digest of a set of live pairs (kv_digest(3)): the sum modulo 2^128 of
+/// XXH3-128 over `le32(key.len()) ++ key ++ value` for each pair. Two
+/// stores holding the same live pairs have equal digests, whatever their
+/// history, file layout or compression.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Digest {
+    /// The 128-bit sum.
+    pub value: u128,
+    /// Live pairs summed.
+    pub keys: u64,
+    /// Their key and uncompressed value bytes.
+    pub bytes: u64,
+    /// First key hash (XXH3-64 of the key) of the range covered.
+    pub first: u64,
+    /// Last key hash of the range covered, inclusive.
+    pub last: u64,
+}
+
+impl From<ffi::kv_digest> for Digest {
+    fn from(d: ffi::kv_digest) -> Digest {
+        Digest {
+            value: (u128::from(d.hi) << 64) | u128::from(d.lo),
+            keys: d.keys,
+            bytes: d.bytes,
+            first: d.first,
+            last: d.last,
+        }
+    }
+}
+
+/// The most buckets one [`Db::digest_buckets`] call accepts.
+pub const DIGEST_MAX_BUCKETS: u32 = ffi::KV_DIGEST_MAX_BUCKETS;
 
 /// When a key's value expires ([`Db::expiry`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -1094,6 +1145,44 @@ impl Db {
         // write.
         let rc = unsafe { ffi::kv_verify(self.as_raw(), None, ptr::null_mut(), &mut s) };
         (s.into(), check(rc))
+    }
+
+    /// A digest of every live pair, of one moment of the store
+    /// (kv_digest(3)): writers on this handle wait meanwhile.
+    pub fn digest(&self) -> Result<Digest> {
+        let mut d = ffi::kv_digest::default();
+        // SAFETY: the handle is open; d is valid for a write.
+        check(unsafe { ffi::kv_digest(self.as_raw(), &mut d) })?;
+        Ok(d.into())
+    }
+
+    /// The key-hash range `first..=last` cut into `nbuckets` (1 to
+    /// [`DIGEST_MAX_BUCKETS`], at most the range's size) near-equal parts,
+    /// one [`Digest`] each with its bounds (kv_digest_buckets(3)). Compare
+    /// with another store's buckets, split a differing one again, and list
+    /// a small one with [`Db::digest_for_each`]: a differing key is found in
+    /// about log16(n) rounds with 16 buckets.
+    pub fn digest_buckets(&self, first: u64, last: u64, nbuckets: u32) -> Result<Vec<Digest>> {
+        if nbuckets == 0 || nbuckets > DIGEST_MAX_BUCKETS {
+            return Err(Error::new(ffi::KV_EINVAL, "digest_buckets: nbuckets out of range"));
+        }
+        let mut arr = vec![ffi::kv_digest::default(); nbuckets as usize];
+        // SAFETY: the handle is open; arr has room for nbuckets entries.
+        check(unsafe { ffi::kv_digest_buckets(self.as_raw(), first, last, nbuckets, arr.as_mut_ptr()) })?;
+        Ok(arr.into_iter().map(Digest::from).collect())
+    }
+
+    /// Calls `f` for every live pair whose key hash is in `first..=last`,
+    /// in no order (kv_digest_foreach(3)); as [`Db::for_each`] otherwise.
+    pub fn digest_for_each(&self, first: u64, last: u64, mut f: impl FnMut(&[u8], &[u8])) -> Result<()> {
+        let mut g = |k: &[u8], v: &[u8]| {
+            f(k, v);
+            true
+        };
+        // SAFETY: the handle is open; the callback and ctx come from
+        // call_pairs and stay valid for the call.
+        call_pairs(&mut g, |cb, ctx| unsafe { ffi::kv_digest_foreach(self.as_raw(), first, last, cb, ctx) })?;
+        Ok(())
     }
 }
 

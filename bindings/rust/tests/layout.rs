@@ -62,7 +62,7 @@ fn rust_layouts() -> Vec<Layout> {
             size, flags, sync_mode, sync_every, max_file_size, max_value_size,
             compress_min, file_mode, log, log_ctx, clock, clock_ctx,
             compact_dead_pct, compact_store_pct, compact_dead_bytes,
-            compact_min_size, compact_max_bytes, progress, progress_ctx, reserved,
+            compact_min_size, compact_max_bytes, progress, progress_ctx, repl, reserved,
         }
         "struct kv_stats" => ffi::kv_stats {
             size, sync_mode, live_keys, live_bytes, dead_bytes, segments,
@@ -70,7 +70,11 @@ fn rust_layouts() -> Vec<Layout> {
             recovered_skipped_bytes, recovered_skipped_records,
             compressed_values, compression_saved_bytes,
             recovered_hint_segments, recovered_hint_rejected, compactions,
-            compaction_freed_bytes, reserved,
+            compaction_freed_bytes, recovered_keys_at_risk, repl_hook_calls,
+            repl_hook_errors, reserved,
+        }
+        "struct kv_repl_hooks" => ffi::kv_repl_hooks {
+            size, flags, commit, seal, ctx, reserved,
         }
         "kv_segment_stats" => ffi::kv_segment_stats {
             seq, bytes, live_bytes, dead_bytes, active, flags,
@@ -92,9 +96,9 @@ fn rust_constants() -> Vec<(&'static str, i64)> {
         KV_VERSION_MAJOR, KV_VERSION_MINOR, KV_VERSION_PATCH,
         KV_OK, KV_ENOTFOUND, KV_EINVAL, KV_ENOMEM, KV_EIO, KV_ECORRUPT, KV_ELOCKED,
         KV_EREADONLY, KV_ETOOBIG, KV_EEXIST, KV_ENOENT, KV_EVERSION, KV_ERANGE,
-        KV_EBUSY, KV_ENOTSUP, KV_ECANCELED,
+        KV_EBUSY, KV_ENOTSUP, KV_ECANCELED, KV_EGAP, KV_ESNAPSHOT, KV_EHOOK,
         KV_CREATE, KV_RDONLY, KV_EXCL, KV_SALVAGE, KV_COMPRESS, KV_UNORDERED,
-        KV_NO_AUTO_COMPACT,
+        KV_NO_AUTO_COMPACT, KV_REPLICA, KV_HOOK_STRICT,
         KV_SYNC_WRITE, KV_SYNC_NONE, KV_SYNC_EVERY, KV_SYNC_INTERVAL, KV_SYNC_ALWAYS,
         KV_MAX_KEY, KV_MAX_VALUE, KV_LOG_ERROR, KV_LOG_WARN, KV_LOG_INFO,
         KV_SEGMENT_COMPACTED, KV_SEGMENT_HINT,
