@@ -97,7 +97,7 @@ static int e_scan(void *h, const void *start, size_t sl, int n,
  * compact_max_bytes (1 GiB by default) of input; it is called again only
  * when it stopped at that limit, because a second call would rewrite its
  * own outputs again for the few records the concurrent writer overwrote.
- * The active segment (up to max_file_size, 256 MiB) is never an input, so
+ * The active segment (up to max_file_size, 64 MiB by default) is never an input, so
  * a store smaller than that has nothing to compact. */
 static int e_compact(void *h, int64_t *bytes_read)
 {

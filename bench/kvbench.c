@@ -1241,7 +1241,7 @@ static void report_compact(void)
 	       "kv_compact has the whole backlog; the LSM engines compact in "
 	       "the background as always. \"(no-op)\": by the engine's own "
 	       "count the compaction read nothing (libkv never compacts its "
-	       "active segment, which holds up to 256 MiB); not a candidate "
+	       "active segment, which holds up to 64 MiB by default); not a candidate "
 	       "for best. \"without\" is the same writer for %d ms right "
 	       "after the compaction. A writer figure is n/a when the "
 	       "compaction ended before its first put.\n", BASE_MS);

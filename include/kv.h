@@ -138,7 +138,7 @@ typedef struct kv_options {
 	uint32_t flags;           /* KV_CREATE | KV_RDONLY | ... */
 	uint32_t sync_mode;       /* KV_SYNC_* */
 	uint32_t sync_every;      /* EVERY: writes per sync; INTERVAL: ms */
-	uint64_t max_file_size;   /* segment rollover size; 256 MiB */
+	uint64_t max_file_size;   /* segment rollover size; 64 MiB */
 	uint64_t max_value_size;  /* largest value accepted; 64 MiB */
 	uint32_t compress_min;    /* KV_COMPRESS threshold; 512 bytes */
 	uint32_t file_mode;       /* mode of new files (umask applies); 0600 */

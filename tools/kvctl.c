@@ -1278,7 +1278,7 @@ static const struct option options[O_COUNT] = {
 
 #define H_ESCKEY  "  -e, --escaped       KEY is in the escaped form\n"
 #define H_SEGSIZE "      --segment-size BYTES\n" \
-	"                      segment rollover size for this run (256 MiB)\n"
+	"                      segment rollover size for this run (64 MiB)\n"
 #define H_BYTES   "  -b, --bytes         exact byte counts, not 12K\n"
 
 static const struct cmd commands[] = {

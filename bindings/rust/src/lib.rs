@@ -388,7 +388,7 @@ impl Options {
         self
     }
 
-    /// Segment rollover size in bytes (0: 256 MiB; under 1 TiB).
+    /// Segment rollover size in bytes (0: 64 MiB; under 1 TiB).
     pub fn max_file_size(mut self, bytes: u64) -> Options {
         self.max_file_size = bytes;
         self
