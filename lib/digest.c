@@ -171,25 +171,31 @@ static int take(sink *s, unsigned b, const uint8_t *key, size_t klen,
 
 /* Checks each pinned record as a read does (KV_ECORRUPT names file and
  * offset; expired ones are skipped) and hands its plain value on. */
+/* take() as a kv_pair_fn, for kv__fetch_call. */
+typedef struct taker {
+	sink *s;
+	unsigned bucket;
+} taker;
+
+static int take_pair(void *ctx, const void *key, size_t klen,
+		     const void *val, size_t vlen)
+{
+	taker *t = ctx;
+
+	return take(t->s, t->bucket, key, klen, val, vlen);
+}
+
 static int deliver(kv_t *db, window *w, sink *s)
 {
 	int rc = 0;
 
 	for (size_t i = 0; i < w->n && rc == 0; i++) {
-		kv__fetch *f = &w->f[i];
-		const uint8_t *val;
-		size_t vlen;
-		void *tmp = NULL;
+		taker t = { s, w->bucket[i] };
+		int called;
 
-		rc = kv__fetch_check(db, f);
-		if (rc == KV_ENOTFOUND) {
+		rc = kv__fetch_call(db, &w->f[i], take_pair, &t, &called);
+		if (rc == KV_ENOTFOUND && !called)
 			rc = 0;
-			continue;
-		}
-		if (rc == 0 && (rc = kv__fetch_value(f, &val, &vlen, &tmp)) == 0)
-			rc = take(s, w->bucket[i], kv__fetch_key_bytes(f),
-				  f->klen, val, vlen);
-		free(tmp);
 	}
 	release_all(w);
 	return rc;

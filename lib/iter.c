@@ -36,21 +36,12 @@ static int deliver(kv_t *db, window *w, kv_pair_fn fn, void *ctx,
 	int rc = 0;
 
 	for (size_t i = 0; i < w->n && rc == 0; i++) {
-		kv__fetch *f = &w->f[i];
-		const uint8_t *val;
-		size_t vlen;
-		void *tmp = NULL;
+		int called;
 
-		rc = kv__fetch_check(db, f);
-		if (rc == KV_ENOTFOUND) {
+		rc = kv__fetch_call(db, &w->f[i], fn, ctx, &called);
+		if (rc == KV_ENOTFOUND && !called)
 			rc = 0;
-			continue;
-		}
-		if (rc == 0 && (rc = kv__fetch_value(f, &val, &vlen, &tmp)) == 0) {
-			rc = fn(ctx, kv__fetch_key_bytes(f), f->klen, val, vlen);
-			(*delivered)++;
-		}
-		free(tmp);
+		*delivered += (size_t)called;
 	}
 	release_all(w);
 	return rc;

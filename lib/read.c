@@ -113,6 +113,23 @@ int kv__fetch_value(kv__fetch *f, const uint8_t **val, size_t *vlen,
 	return 0;
 }
 
+int kv__fetch_call(kv_t *db, kv__fetch *f, kv_pair_fn fn, void *ctx,
+		   int *called)
+{
+	const uint8_t *val;
+	size_t vlen;
+	void *tmp = NULL;
+	int rc = kv__fetch_check(db, f);
+
+	*called = 0;
+	if (rc == 0 && (rc = kv__fetch_value(f, &val, &vlen, &tmp)) == 0) {
+		rc = fn(ctx, kv__fetch_key_bytes(f), f->klen, val, vlen);
+		*called = 1;
+	}
+	free(tmp);
+	return rc;
+}
+
 void kv__fetch_release(kv__fetch *f)
 {
 	kv__seg_unref(f->seg);

@@ -37,6 +37,12 @@ int kv__fetch_check(kv_t *db, kv__fetch *f);
 int kv__fetch_value(kv__fetch *f, const uint8_t **val, size_t *vlen,
 		    void **tmp);
 const uint8_t *kv__fetch_key_bytes(const kv__fetch *f);
+/* Checks f and calls fn with its key and plain value (inflated into a
+ * buffer freed on return), setting *called: fn's result, an error, or
+ * KV_ENOTFOUND without a call for an expired record. Shared by the walks
+ * over fetched records (iteration, digests). */
+int kv__fetch_call(kv_t *db, kv__fetch *f, kv_pair_fn fn, void *ctx,
+		   int *called);
 void kv__fetch_release(kv__fetch *f);
 
 #endif
