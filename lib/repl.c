@@ -229,14 +229,16 @@ int kv__hook_deliver(kv_t *db, kv__hookq *e, int failed)
 	e->ready = 1;
 	e->failed = failed;
 	while (!e->done) {
-		if (r->delivering || !r->head->ready) {
+		/* e is queued until done, so head is never NULL here; the
+		 * test says so to the analyzer too. */
+		if (r->delivering || !r->head || !r->head->ready) {
 			pthread_cond_wait(&r->cv, &r->mu);
 			continue;
 		}
 		/* Deliver from the head up to our own entry; those after it
 		 * belong to writers who will come for them. */
 		r->delivering = 1;
-		while (!e->done && r->head->ready) {
+		while (!e->done && r->head && r->head->ready) {
 			kv__hookq *h = r->head;
 			pthread_mutex_unlock(&r->mu);
 			int rc = run_hooks(db, h);

@@ -328,6 +328,8 @@ static int sframe_add(sframe *f, const kv__rec *r, const uint8_t *rec)
 	out.batch_left = 0;
 	const uint8_t *key = rec + KV__REC_HDR;
 	kv__rec_encode(&out, f->b + f->len, key, key + r->klen);
+	/* A record is at least KV__REC_HDR bytes, so f->b was allocated above.
+	 * NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker) */
 	memcpy(f->b + f->len + KV__REC_HDR, key, size - KV__REC_HDR);
 	f->len += size;
 	return 0;
