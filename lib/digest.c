@@ -57,11 +57,10 @@ typedef struct window {
 	size_t n;
 } window;
 
+/* Unpins every record of the window. */
 static void release_all(window *w)
 {
-	for (size_t i = 0; i < w->n; i++)
-		kv__fetch_release(&w->f[i]);
-	w->n = 0;
+	kv__fetch_release_n(w->f, &w->n);
 }
 
 static int range_init(range *r, uint64_t first, uint64_t last, unsigned n)

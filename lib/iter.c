@@ -21,11 +21,10 @@ typedef struct window {
 	size_t n;
 } window;
 
+/* Unpins every record of the window. */
 static void release_all(window *w)
 {
-	for (size_t i = 0; i < w->n; i++)
-		kv__fetch_release(&w->f[i]);
-	w->n = 0;
+	kv__fetch_release_n(w->f, &w->n);
 }
 
 /* Checks each fetched record and calls fn; expired ones are skipped and

@@ -130,6 +130,13 @@ int kv__fetch_call(kv_t *db, kv__fetch *f, kv_pair_fn fn, void *ctx,
 	return rc;
 }
 
+void kv__fetch_release_n(kv__fetch *f, size_t *n)
+{
+	for (size_t i = 0; i < *n; i++)
+		kv__fetch_release(&f[i]);
+	*n = 0;
+}
+
 void kv__fetch_release(kv__fetch *f)
 {
 	kv__seg_unref(f->seg);

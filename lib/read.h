@@ -44,5 +44,7 @@ const uint8_t *kv__fetch_key_bytes(const kv__fetch *f);
 int kv__fetch_call(kv_t *db, kv__fetch *f, kv_pair_fn fn, void *ctx,
 		   int *called);
 void kv__fetch_release(kv__fetch *f);
+/* Releases f[0..*n) and sets *n to 0 (a window of pinned records). */
+void kv__fetch_release_n(kv__fetch *f, size_t *n);
 
 #endif
