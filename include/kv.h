@@ -238,6 +238,19 @@ KV_API void kv_options_init(kv_options *opts);
 KV_API int kv_open(const char *dir, const kv_options *opts, kv_t **out);
 /* Flushes, syncs (except KV_SYNC_NONE: flush only), frees; NULL is a no-op. */
 KV_API int kv_close(kv_t *db);
+/*
+ * Read-only handles (KV_RDONLY) only: picks up what the directory's writer
+ * (another process, or another handle) has written since the open or the
+ * last refresh: new records, new segments, compactions. Appends cost about
+ * the new bytes; anything else (a compaction replaced a file this handle
+ * reads) rebuilds the whole state as an open does, and swaps it in at
+ * once. A write still in progress is left for the next call. Other threads
+ * may read the handle meanwhile: they see the state before or after each
+ * whole write, never part of a batch. KV_EINVAL for NULL or a writer's
+ * handle (always current); KV_EBUSY if compactions kept changing the
+ * directory during every rebuild tried (try again).
+ */
+KV_API int kv_refresh(kv_t *db);
 
 /* ---- single-key operations ---- */
 

@@ -32,7 +32,27 @@ int kv__prepare_value(kv_t *db, kv__op *op, void **owned)
 	return 0;
 }
 
-/* Seals the active segment (flush, fdatasync) and starts the next one. */
+uint32_t kv__commit_flags(const kv_t *db)
+{
+	uint32_t m = db->opts.sync_mode;
+
+	return m == KV_SYNC_ALWAYS || m == KV_SYNC_EVERY ? KV__SEG_F_PREALLOC
+							 : 0;
+}
+
+int kv__commit_ready(kv_t *db, kv__seg *s)
+{
+	if (db->opts.sync_mode == KV_SYNC_NONE)
+		return kv__seg_set_buffer(s, KV__NONE_BUFFER);
+	/* Only in a segment whose header says so, or a crash would leave
+	 * zeros that the next open takes for a torn write. */
+	if ((kv__commit_flags(db) & s->flags) & KV__SEG_F_PREALLOC)
+		s->prealloc = KV__PREALLOC;
+	return 0;
+}
+
+/* Seals the active segment (flush, trim, fdatasync) and starts the next
+ * one. */
 static int roll(kv_t *db)
 {
 	kv__seg *old = db->active, *s;
@@ -41,16 +61,18 @@ static int roll(kv_t *db)
 	KV__KILLPOINT("roll.begin");
 	if ((rc = kv__seg_flush(old)) != 0)
 		return rc;
-	if (kv__seg_sync(old))
+	/* Trimmed before the next segment exists: only the log's tail may
+	 * end in preallocated zeros, which recovery cuts quietly. */
+	if (kv__seg_trim(old) || kv__seg_sync(old))
 		return kv__poison(db);
 	KV__KILLPOINT("roll.sealed");
 	/* A number is used up even if the create fails: a half-made file
 	 * of that name may be left for the next open to remove. */
-	rc = kv__seg_create(db->dir, ++db->max_seq, db->opts.file_mode,
-			    db->opts.max_file_size, 0, &s);
+	rc = kv__seg_create(db->dir, ++db->max_seq, kv__commit_flags(db),
+			    db->opts.file_mode, db->opts.max_file_size, 0, &s);
 	KV__KILLPOINT("roll.created");
-	if (rc == 0 && db->opts.sync_mode == KV_SYNC_NONE)
-		rc = kv__seg_set_buffer(s, KV__NONE_BUFFER);
+	if (rc == 0)
+		rc = kv__commit_ready(db, s);
 	if (rc == 0)
 		rc = kv__db_add_seg(db, s);
 	if (rc) {

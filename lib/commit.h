@@ -13,6 +13,8 @@
 
 /* KV_SYNC_NONE buffer: the most a process crash may lose. */
 #define KV__NONE_BUFFER (64u << 10)
+/* KV_SYNC_ALWAYS and EVERY: how far appends allocate the file ahead. */
+#define KV__PREALLOC (1u << 20)
 
 typedef struct kv__op {
 	uint8_t type;        /* KV__REC_PUT or KV__REC_DEL */
@@ -45,5 +47,12 @@ int kv__commit_raw(kv_t *db, const kv__op *ops, size_t n,
 /* Compresses a value for a put when the store asks for it: on return
  * op->val/vlen/flags describe what to store and *owned must be freed. */
 int kv__prepare_value(kv_t *db, kv__op *op, void **owned);
+
+/* Readies s to be the active segment for the sync mode: the KV_SYNC_NONE
+ * buffer, or preallocation for the modes that fdatasync often. */
+int kv__commit_ready(kv_t *db, kv__seg *s);
+/* Header flags for a new active segment: KV__SEG_F_PREALLOC in the modes
+ * that preallocate. */
+uint32_t kv__commit_flags(const kv_t *db);
 
 #endif

@@ -39,6 +39,8 @@ typedef struct kv__sync {
 	pthread_cond_t cv;      /* a sync finished */
 	pthread_cond_t tick;    /* wakes the interval thread to stop */
 	int busy;              /* a leader is inside fdatasync */
+	int waiting;           /* writers waiting for the leader's sync */
+	int woken;             /* how many its last broadcast woke */
 	uint64_t synced;       /* store-wide append position made durable */
 	uint32_t since;        /* KV_SYNC_EVERY: writes since the last sync */
 	pthread_t thread;      /* KV_SYNC_INTERVAL */
@@ -68,6 +70,12 @@ typedef struct kv__repl {
 	_Atomic uint64_t base;       /* position of the snapshot applied */
 	_Atomic int snap;            /* between snapshot begin and end */
 	_Atomic int broken;          /* a snapshot was interrupted */
+	/* kv_repl_read: where recent calls stopped (log segment, offset,
+	 * next LSN), so that a follower's next call starts there instead of
+	 * walking the segment from its start; under wlock. */
+	struct kv__repl_hint {
+		uint64_t seq, off, lsn;
+	} hints[8];
 } kv__repl;
 
 typedef struct kv__compact {
@@ -119,6 +127,7 @@ struct kv {
 	uint64_t hint_rejected;
 	_Atomic uint64_t compressed_values;
 	_Atomic uint64_t compress_saved;
+	int refresh_stale;       /* kv_refresh: the next one rebuilds all */
 };
 
 /* A caller's progress callback for a long call (compaction, verify). */
@@ -141,6 +150,11 @@ uint64_t kv__now(const kv_t *db);
 void kv__log(const kv_t *db, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* kv_refresh's slow path (kv.c): a fresh handle on db's directory,
+ * opened read-only as db was; refresh.c swaps its state into db. */
+int kv__shadow_open(const kv_t *db, kv_t **out);
+void kv__shadow_free(kv_t *shadow);
+
 /* segment table (kv.c) */
 int kv__db_add_seg(kv_t *db, kv__seg *s);
 /* As kv__db_add_seg, with klock already held exclusively. */
@@ -162,6 +176,33 @@ void kv__compact_kick(kv_t *db);
 
 /* recover.c */
 int kv__recover(kv_t *db);
+
+/* What a directory holds, by kind of file: sorted file numbers. */
+typedef struct kv__listing {
+	uint64_t *segs, *hints, *obs;
+	size_t nsegs, nhints, nobs;
+	size_t csegs, chints, cobs;
+	uint64_t max_seq;    /* over every numbered name, tmp files too */
+} kv__listing;
+int kv__list_dir(kv_t *db, kv__listing *l);
+void kv__listing_free(kv__listing *l);
+/* Whether seq is in the sorted v[0..n). */
+int kv__listed(const uint64_t *v, size_t n, uint64_t seq);
+
+/* kv_refresh (refresh.c), with wlock held. Returned when what is on disk
+ * is not records newer than all the handle indexed: the caller rebuilds
+ * the whole state instead. */
+#define KV__STALE 1
+/* Indexes the records of s from s->size up to end, each run whole (under
+ * klock, taken for each), each newer than everything indexed (else
+ * KV__STALE); moves s->size and `flushed` past each run applied. A run
+ * incomplete or unsound stops it with *stopped set and nothing cut (a
+ * write in progress). */
+int kv__recover_follow(kv_t *db, kv__seg *s, uint64_t end, int *stopped);
+/* With klock held too: indexes a new segment of size s->size from its
+ * hint: 1 when done (*rc the outcome), 0 when it has none or it was
+ * refused (scan instead). */
+int kv__recover_follow_hint(kv_t *db, kv__seg *s, int *rc);
 
 /* seal.c: writes hint files for sealed log segments that have none. */
 void kv__seal_hints(kv_t *db);

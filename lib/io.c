@@ -17,6 +17,11 @@ static int sys_open(const char *path, int flags, mode_t mode)
 	return open(path, flags | O_CLOEXEC, mode);
 }
 
+static int sys_fallocate(int fd, off_t off, off_t len)
+{
+	return fallocate(fd, 0, off, len);
+}
+
 static int sys_fstat_size(int fd, uint64_t *size)
 {
 	struct stat st;
@@ -41,6 +46,7 @@ static int sys_fstat_size(int fd, uint64_t *size)
 	.mmap = mmap,                    \
 	.munmap = munmap,                \
 	.fstat_size = sys_fstat_size,    \
+	.fallocate = sys_fallocate,      \
 }
 
 const kv__io_ops kv__io_default = KV__IO_SYSTEM;

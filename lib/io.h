@@ -28,6 +28,8 @@ typedef struct kv__io_ops {
 		      off_t off);
 	int (*munmap)(void *addr, size_t len);
 	int (*fstat_size)(int fd, uint64_t *size);
+	/* Allocates [off, off + len), extending the file with zeros. */
+	int (*fallocate)(int fd, off_t off, off_t len);
 } kv__io_ops;
 
 /* The table in force; tests may replace entries and restore them. */

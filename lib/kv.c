@@ -356,8 +356,7 @@ static int open_store(kv_t *db)
 		return rc;
 	if ((rc = kv__recover(db)) != 0)
 		return rc;
-	if (db->active && db->opts.sync_mode == KV_SYNC_NONE &&
-	    (rc = kv__seg_set_buffer(db->active, KV__NONE_BUFFER)) != 0)
+	if (db->active && (rc = kv__commit_ready(db, db->active)) != 0)
 		return rc;
 	for (uint32_t i = 0; i < db->nslots; i++)
 		if (db->segs[i])
@@ -402,6 +401,28 @@ KV_API int kv_open(const char *dir, const kv_options *opts, kv_t **out)
 	return 0;
 }
 
+int kv__shadow_open(const kv_t *db, kv_t **out)
+{
+	kv_t *sh = db_new(db->dir, &db->opts);
+	int rc;
+
+	*out = NULL;
+	if (!sh)
+		return kv__fail(KV_ENOMEM, "out of memory refreshing %s", db->dir);
+	if ((rc = open_store(sh)) != 0) {
+		kv__shadow_free(sh);
+		return rc;
+	}
+	*out = sh;
+	return 0;
+}
+
+void kv__shadow_free(kv_t *shadow)
+{
+	kv__sync_stop(shadow);
+	destroy(shadow);
+}
+
 KV_API int kv_close(kv_t *db)
 {
 	int rc = 0;
@@ -419,6 +440,8 @@ KV_API int kv_close(kv_t *db)
 			      db->dir);
 	} else if (db->active) {
 		rc = kv__seg_flush(db->active);
+		if (rc == 0)
+			rc = kv__seg_trim(db->active);
 		if (rc == 0 && db->opts.sync_mode != KV_SYNC_NONE)
 			rc = kv__seg_sync(db->active);
 	}

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "commit.h"
 #include "db.h"
 #include "error.h"
 #include "hint.h"
@@ -39,6 +40,7 @@ typedef struct rstate {
 	kv__walk walk;       /* a record's bytes when it is not mapped */
 	uint64_t max_lsn;
 	uint64_t now;
+	int follow;          /* kv_refresh: records newer than all indexed */
 } rstate;
 
 typedef struct run {
@@ -55,13 +57,8 @@ static int cmp_u64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* What the directory holds, by kind of file. */
-typedef struct listing {
-	uint64_t *segs, *hints, *obs;
-	size_t nsegs, nhints, nobs;
-	size_t csegs, chints, cobs;
-	uint64_t max_seq;    /* over every numbered name, tmp files too */
-} listing;
+/* What the directory holds, by kind of file (db.h). */
+typedef kv__listing listing;
 
 static void listing_free(listing *l)
 {
@@ -150,6 +147,21 @@ static int list_dir(kv_t *db, listing *l)
 static int listed(const uint64_t *v, size_t n, uint64_t seq)
 {
 	return n && bsearch(&seq, v, n, sizeof *v, cmp_u64) != NULL;
+}
+
+int kv__list_dir(kv_t *db, kv__listing *l)
+{
+	return list_dir(db, l);
+}
+
+void kv__listing_free(kv__listing *l)
+{
+	listing_free(l);
+}
+
+int kv__listed(const uint64_t *v, size_t n, uint64_t seq)
+{
+	return listed(v, n, seq);
 }
 
 /* ---- obsolete lists ---- */
@@ -291,6 +303,43 @@ static int grow_lsns(rstate *st, uint32_t id)
 	return 0;
 }
 
+/* kv_refresh indexes only records newer than every one it indexed (the
+ * callers check: kv__recover_follow, hint_rises), so each is its key's
+ * newest: no LSN array is needed, and a dead one drops its key at once,
+ * since no older record of it can follow. The ordered index, if built,
+ * follows as with a commit (a cache: dropped on ENOMEM). */
+static int apply_newest(kv_t *db, kv__seg *s, uint64_t off, const kv__rec *r,
+			const uint8_t *key, uint64_t h, uint32_t id,
+			uint32_t flags)
+{
+	uint64_t size = kv__rec_size(r->klen, r->vlen);
+	kv__kent *e = id != UINT32_MAX ? kv__kd_ent(&db->kd, id) : NULL;
+
+	if (e)
+		kv__db_retire(db, e);
+	if (flags & KV__KF_DEAD) {
+		s->dead_bytes += size;
+		if (e)
+			kv__db_forget(db, id, key, r->klen, h);
+		return 0;
+	}
+	s->live_bytes += size;
+	if (e) {
+		e->loc = KV__LOC(s->slot, off);
+		e->vlen = r->vlen;
+		kv__kd_set_flags(&db->kd, id, flags);
+		return 0;
+	}
+	if (kv__kd_insert(&db->kd, key, r->klen, h, KV__LOC(s->slot, off),
+			  r->vlen, flags, &id))
+		return kv__fail(KV_ENOMEM, "out of memory refreshing the index");
+	if (db->order_built && kv__order_insert(&db->order, id, key, r->klen)) {
+		kv__order_free(&db->order);
+		db->order_built = 0;
+	}
+	return 0;
+}
+
 static int apply_hashed(kv_t *db, rstate *st, kv__seg *s, uint64_t off,
 			const kv__rec *r, const uint8_t *key, uint64_t h)
 {
@@ -308,6 +357,8 @@ static int apply_hashed(kv_t *db, rstate *st, kv__seg *s, uint64_t off,
 		s->max_lsn = r->lsn;
 	if (r->type == KV__REC_DEL)
 		s->tomb_bytes += size;
+	if (st->follow)
+		return apply_newest(db, s, off, r, key, h, id, flags);
 	if (id != UINT32_MAX && r->lsn <= st->lsns[id]) {
 		s->dead_bytes += size; /* an older copy: superseded */
 		return 0;
@@ -489,6 +540,44 @@ static int tail_damage(kv_t *db, rstate *st, kv__seg *s, uint64_t *off,
 	return 0;
 }
 
+/* Whether [off, end) of the log's tail reads as zeros: space that appends
+ * allocated ahead (kv__commit_ready) and never used. Read with pread, not
+ * through the map: a writer in another process trims this space when it
+ * seals the segment, and a mapped page past the new end would raise
+ * SIGBUS; a short read is that trim, and counts as zeros. */
+static int unused_tail(const kv__seg *s, uint64_t off, uint64_t end)
+{
+	uint8_t b[16384];
+
+	while (off < end) {
+		size_t want = end - off < sizeof b ? (size_t)(end - off)
+						   : sizeof b;
+		ssize_t got = kv__io.pread(s->fd, b, want, (off_t)off);
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			return got == 0;
+		for (ssize_t i = 0; i < got; i++)
+			if (b[i])
+				return 0;
+		off += (uint64_t)got;
+	}
+	return 1;
+}
+
+/* Drops the tail's unused preallocated space: no data was there, so
+ * nothing is reported (a writer cuts it, a reader stops before it). */
+static int cut_unused(kv_t *db, kv__seg *s, uint64_t off)
+{
+	if (db->rdonly) {
+		s->size = off;
+		atomic_store(&s->flushed, off);
+		return 0;
+	}
+	return kv__seg_truncate(s, off);
+}
+
 static int scan(kv_t *db, rstate *st, kv__seg *s, int tail)
 {
 	uint64_t off = KV__FILE_HDR;
@@ -503,6 +592,9 @@ static int scan(kv_t *db, rstate *st, kv__seg *s, int tail)
 			off += rn.bytes;
 		} else if (st->walk.err) {
 			return st->walk.err; /* an I/O error, not damage */
+		} else if (tail && (s->flags & KV__SEG_F_PREALLOC) &&
+			   unused_tail(s, off, s->size)) {
+			return cut_unused(db, s, off);
 		} else if (tail) {
 			if (tail_damage(db, st, s, &off, &rn, why, &rc))
 				return rc;
@@ -703,6 +795,22 @@ static void note_cut(kv_t *db, kv__seg *s)
 		s->lost_end = 1;
 }
 
+/* kv_refresh: NULL when the hint's LSNs rise from above `after` (a log
+ * segment written after everything indexed); else the scan that follows
+ * a refusal finds out what it is. */
+static const char *hint_rises(const uint8_t *img, size_t len, uint64_t after)
+{
+	size_t pos = 0;
+	kv__hint_ent e;
+
+	while (kv__hint_next(img, len, &pos, &e, 0) == 1) {
+		if (e.rec.lsn <= after)
+			return "hint entries older than the records indexed";
+		after = e.rec.lsn;
+	}
+	return NULL;
+}
+
 /* Loads s from its hint file: 1 when done, 0 to scan instead. */
 static int load_hint(kv_t *db, rstate *st, kv__seg *s, int *rc)
 {
@@ -721,13 +829,15 @@ static int load_hint(kv_t *db, rstate *st, kv__seg *s, int *rc)
 	why = kv__hint_check(img, len, s->seq, s->size);
 	if (!why)
 		why = check_entries(img, len, s);
+	if (!why && st->follow)
+		why = hint_rises(img, len, st->max_lsn);
 	if (why) {
 		kv__io_unmap_file(img, len);
 		goto reject;
 	}
 	uint64_t n = kv__hint_count(img, len);
 	if (n && (kv__kd_reserve(&db->kd, kv__kd_count(&db->kd) + n) ||
-		  grow_lsns(st, (uint32_t)(db->kd.nids + n))))
+		  (!st->follow && grow_lsns(st, (uint32_t)(db->kd.nids + n)))))
 		*rc = kv__fail(KV_ENOMEM, "out of memory rebuilding the index");
 	if (*rc == 0)
 		*rc = apply_hint(db, st, s, img, len);
@@ -794,6 +904,57 @@ static int open_all(kv_t *db, const listing *l, kv__seg **tail)
 	return 0;
 }
 
+/* A read-only handle scans the log's tail from a copy read with pread,
+ * not through its mapping: a writer in another process may cut back the
+ * bytes of a failed append meanwhile, and touching a mapped page past the
+ * new end of the file raises SIGBUS, where pread just comes back short.
+ * The copy (one pread) is as fast to scan as the mapping. A short read
+ * means the file was cut back while read: read it again at its new size
+ * (the scan then ends there). Without memory for the copy, or if the file
+ * keeps changing, each record is read with pread (kv__seg_ptr maps
+ * nothing past `flushed`), about twice as slow. After the scan `flushed`
+ * is the end of the sound records, which no writer cuts (kv_refresh goes
+ * on from there). */
+#define COPY_TRIES 10
+
+static uint8_t *copy_tail(kv__seg *s)
+{
+	uint8_t *copy = s->size <= SIZE_MAX ? malloc((size_t)s->size) : NULL;
+	uint64_t size;
+
+	for (int i = 0; copy && i < COPY_TRIES; i++) {
+		if (kv__io.fstat_size(s->fd, &size))
+			break;
+		if (size < s->size)
+			s->size = size;
+		if (kv__io_pread_all(s->fd, copy, (size_t)s->size, 0) == 0)
+			return copy;
+		if (errno != ENODATA)
+			break;
+	}
+	free(copy);
+	return NULL;
+}
+
+static int scan_unmapped(kv_t *db, rstate *st, kv__seg *s)
+{
+	uint8_t *map = s->map, *copy = copy_tail(s);
+	size_t map_len = s->map_len;
+
+	if (copy) {
+		s->map = copy;
+		s->map_len = (size_t)s->size;
+	} else {
+		atomic_store(&s->flushed, KV__FILE_HDR);
+	}
+	int rc = scan(db, st, s, 1);
+	s->map = map;
+	s->map_len = map_len;
+	free(copy);
+	atomic_store(&s->flushed, s->size);
+	return rc;
+}
+
 static int load_all(kv_t *db, rstate *st, const listing *l, kv__seg *tail)
 {
 	int rc = 0;
@@ -811,7 +972,9 @@ static int load_all(kv_t *db, rstate *st, const listing *l, kv__seg *tail)
 		if (listed(l->hints, l->nhints, s->seq) && s != tail &&
 		    (db->opts.flags & KV_SALVAGE))
 			note_cut(db, s);
-		if (rc == 0)
+		if (rc == 0 && db->rdonly && s == tail)
+			rc = scan_unmapped(db, st, s);
+		else if (rc == 0)
 			rc = scan(db, st, s, s == tail);
 	}
 	return rc;
@@ -844,8 +1007,8 @@ static int make_active(kv_t *db, kv__seg *tail)
 		db->active = tail;
 		return 0;
 	}
-	rc = kv__seg_create(db->dir, ++db->max_seq, db->opts.file_mode,
-			    db->opts.max_file_size, 0, &s);
+	rc = kv__seg_create(db->dir, ++db->max_seq, kv__commit_flags(db),
+			    db->opts.file_mode, db->opts.max_file_size, 0, &s);
 	if (rc == 0 && (rc = kv__db_add_seg(db, s)) != 0)
 		kv__seg_close(s);
 	if (rc == 0)
@@ -884,4 +1047,62 @@ int kv__recover(kv_t *db)
 	free(st.lsns);
 	kv__walk_free(&st.walk);
 	return rc;
+}
+
+/* ---- kv_refresh (refresh.c) ---- */
+
+/* With wlock held; klock is taken (exclusive) for each run applied, so
+ * readers of the handle wait for one run at a time and see each whole.
+ * The bytes past s->size are read with pread (as scan_unmapped does, for
+ * the same reason: `flushed` stays at the end of what is indexed, so
+ * kv__seg_ptr never maps them), and checked, then applied, run by run
+ * with open's own checks and batch rule. A run that is incomplete or
+ * unsound is a write in progress: stop there, cut nothing; a pread that
+ * comes back short (the writer cut back a failed append meanwhile) is the
+ * same. */
+int kv__recover_follow(kv_t *db, kv__seg *s, uint64_t end, int *stopped)
+{
+	rstate st = { .now = kv__now(db), .follow = 1,
+		      .max_lsn = db->next_lsn - 1 };
+	uint64_t off = s->size;
+	run rn;
+	int rc = 0;
+
+	*stopped = 0;
+	while (rc == 0 && off < end) {
+		if (check_run(&st, s, off, end, &rn) != NULL) {
+			*stopped = 1;
+			if (st.walk.err && !(st.walk.err == KV_EIO &&
+					     errno == ENODATA))
+				rc = st.walk.err;
+			break;
+		}
+		if (rn.rec.lsn <= st.max_lsn) {
+			rc = KV__STALE; /* not newer than the index */
+			break;
+		}
+		pthread_rwlock_wrlock(&db->klock);
+		if ((rc = apply_run(db, &st, s, off, &rn)) == 0) {
+			off += rn.bytes;
+			s->size = off;
+			atomic_store(&s->flushed, off);
+		}
+		pthread_rwlock_unlock(&db->klock);
+	}
+	if (st.max_lsn >= db->next_lsn)
+		db->next_lsn = st.max_lsn + 1;
+	kv__walk_free(&st.walk);
+	return rc;
+}
+
+int kv__recover_follow_hint(kv_t *db, kv__seg *s, int *rc)
+{
+	rstate st = { .now = kv__now(db), .follow = 1,
+		      .max_lsn = db->next_lsn - 1 };
+
+	*rc = 0;
+	int done = load_hint(db, &st, s, rc);
+	if (st.max_lsn >= db->next_lsn)
+		db->next_lsn = st.max_lsn + 1;
+	return done;
 }

@@ -193,9 +193,10 @@ static int rename_in(kv__seg *s, const char *dir)
 }
 
 /* Header, fsync, rename, fsync of the directory. */
-static int create_file(kv__seg *s, const char *dir, unsigned mode)
+static int create_file(kv__seg *s, const char *dir, unsigned mode,
+		       uint32_t flags)
 {
-	int rc = create_tmp(s, dir, mode, 0);
+	int rc = create_tmp(s, dir, mode, flags);
 
 	if (rc == 0)
 		rc = rename_in(s, dir);
@@ -214,8 +215,9 @@ static int create_file(kv__seg *s, const char *dir, unsigned mode)
 	return rc;
 }
 
-int kv__seg_create(const char *dir, uint64_t seq, unsigned mode,
-		   uint64_t map_len, size_t buf_cap, kv__seg **out)
+int kv__seg_create(const char *dir, uint64_t seq, uint32_t flags,
+		   unsigned mode, uint64_t map_len, size_t buf_cap,
+		   kv__seg **out)
 {
 	kv__seg *s = seg_new(seq, buf_cap);
 	int rc;
@@ -223,7 +225,7 @@ int kv__seg_create(const char *dir, uint64_t seq, unsigned mode,
 	*out = NULL;
 	if (!s)
 		return kv__fail(KV_ENOMEM, "out of memory creating a segment");
-	if ((rc = create_file(s, dir, mode)) != 0) {
+	if ((rc = create_file(s, dir, mode, flags)) != 0) {
 		kv__seg_close(s);
 		return rc;
 	}
@@ -381,6 +383,7 @@ static int write_at(kv__seg *s, struct iovec *iov, int cnt, uint64_t at,
 	int saved = errno;
 	if (kv__io.ftruncate(s->fd, (off_t)at) != 0)
 		*broken = 1;
+	s->alloc_end = 0; /* preallocated space went with the cut */
 	errno = saved;
 	return rc;
 }
@@ -415,6 +418,25 @@ static void buffer_copy(kv__seg *s, const struct iovec *iov, int cnt)
 	pthread_mutex_unlock(&s->buf_lock);
 }
 
+/* Allocates the file ahead of an append of n bytes: an fdatasync after
+ * writing inside the file's size need not journal a size change (on ext4
+ * here 133-150 us against 195-200 us for 128-byte appends, measured while
+ * the machine was busy). Only an optimisation: on failure (ENOSPC, a file
+ * system without fallocate) the append grows the file as before. The
+ * allocation stays inside the mapping of the active segment. */
+static void prealloc(kv__seg *s, size_t n)
+{
+	uint64_t need = s->size + n, to = need + s->prealloc;
+
+	if (!s->prealloc || need <= s->alloc_end)
+		return;
+	if (s->map_len && to > s->map_len)
+		to = need > s->map_len ? need : s->map_len;
+	uint64_t from = s->alloc_end > s->size ? s->alloc_end : s->size;
+	if (kv__io.fallocate(s->fd, (off_t)from, (off_t)(to - from)) == 0)
+		s->alloc_end = to;
+}
+
 int kv__seg_append(kv__seg *s, struct iovec *iov, int cnt, size_t n,
 		   int *broken)
 {
@@ -425,6 +447,7 @@ int kv__seg_append(kv__seg *s, struct iovec *iov, int cnt, size_t n,
 	if (s->buf && n <= s->buf_cap) {
 		buffer_copy(s, iov, cnt);
 	} else {
+		prealloc(s, n);
 		if ((rc = write_at(s, iov, cnt, s->size, broken)) != 0)
 			return rc;
 		atomic_store_explicit(&s->flushed, s->size + n,
@@ -459,6 +482,12 @@ int kv__seg_truncate(kv__seg *s, uint64_t len)
 		return kv__fail_sys("%s: truncate to %" PRIu64 " bytes",
 				    s->name, len);
 	s->size = len;
+	s->alloc_end = 0;
 	atomic_store(&s->flushed, len);
 	return 0;
+}
+
+int kv__seg_trim(kv__seg *s)
+{
+	return s->alloc_end > s->size ? kv__seg_truncate(s, s->size) : 0;
 }

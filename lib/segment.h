@@ -31,6 +31,13 @@ typedef struct kv__seg {
 	uint8_t *map;              /* NULL when mapping failed: pread */
 	size_t map_len;
 	uint64_t size;             /* bytes appended, buffered ones included */
+	/* The active segment in KV_SYNC_ALWAYS and EVERY: appends allocate
+	 * the file `prealloc` bytes ahead, up to alloc_end, so their
+	 * fdatasync does not journal a size change. The zeros past size are
+	 * trimmed when the segment is sealed or the store closed; after a
+	 * crash, recovery cuts them quietly. 0: no preallocation. */
+	uint32_t prealloc;
+	uint64_t alloc_end;
 	_Atomic uint64_t flushed;  /* bytes handed to the kernel */
 	uint64_t live_bytes;       /* record bytes the keydir points at */
 	uint64_t dead_bytes;       /* tombstones included */
@@ -57,8 +64,9 @@ void kv__seg_name(char out[KV__NAME_MAX], uint64_t seq, const char *suffix);
 int kv__seg_parse_name(const char *name, const char *suffix, uint64_t *seq);
 
 /* Creates, durably, an empty segment (header only) named after seq. */
-int kv__seg_create(const char *dir, uint64_t seq, unsigned mode,
-		   uint64_t map_len, size_t buf_cap, kv__seg **out);
+int kv__seg_create(const char *dir, uint64_t seq, uint32_t flags,
+		   unsigned mode, uint64_t map_len, size_t buf_cap,
+		   kv__seg **out);
 /* Creates "<seq>.seg.tmp" with a header carrying flags, not yet synced or
  * visible: compaction fills it, then publishes it. */
 int kv__seg_create_tmp(const char *dir, uint64_t seq, uint32_t flags,
@@ -98,5 +106,7 @@ int kv__seg_set_buffer(kv__seg *s, size_t cap);
 int kv__seg_sync(kv__seg *s);
 /* Cuts the file to len bytes, durably (torn-tail repair at open). */
 int kv__seg_truncate(kv__seg *s, uint64_t len);
+/* Cuts preallocated zeros past the last append, durably; 0 if none. */
+int kv__seg_trim(kv__seg *s);
 
 #endif

@@ -4,6 +4,7 @@
  * calls through the io table.
  */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -343,6 +344,81 @@ static void test_failed_rollover_fails_the_write_only(void **s)
 	tu_rmdir(dir);
 }
 
+/* The newest segment file and the total size of the segment files. */
+static uint64_t seg_files(const char *dir, uint64_t *newest)
+{
+	uint64_t total = 0;
+
+	*newest = 0;
+	for (uint64_t seq = 1; seq < 10000; seq++) {
+		if (access(tu_seg_path(dir, seq), F_OK) != 0)
+			continue;
+		total += tu_file_size(tu_seg_path(dir, seq));
+		*newest = seq;
+	}
+	return total;
+}
+
+static void expect_quiet_open(const char *dir, uint32_t flags,
+			      uint64_t *disk)
+{
+	struct kv_stats st = { .size = sizeof st };
+	kv_options o;
+	kv_t *db;
+
+	tu_options(&o);
+	if (flags)
+		o.flags = flags; /* KV_RDONLY, without KV_CREATE */
+	o.sync_mode = KV_SYNC_ALWAYS;
+	db = tu_open(dir, &o);
+	assert_int_equal(present_prefix(db), N);
+	TU_OK(kv_stats(db, &st));
+	assert_int_equal(st.recovered_truncated_bytes, 0);
+	*disk = st.disk_bytes;
+	TU_OK(kv_close(db));
+}
+
+/* KV_SYNC_ALWAYS and EVERY allocate the log's tail ahead of the appends,
+ * so an fdatasync need not record a new file size. A sealed segment and a
+ * closed store hold no such zeros; after a crash, a reader stops at them
+ * and a writer cuts them, and neither calls them a torn write. */
+static void test_preallocated_tail_after_a_crash(void **state)
+{
+	const uint32_t modes[] = { KV_SYNC_ALWAYS, KV_SYNC_EVERY };
+
+	(void)state;
+	for (size_t m = 0; m < sizeof modes / sizeof *modes; m++) {
+		char *dir = tu_mkdir(), *copy = tu_mkdir();
+		uint64_t newest, seq, disk;
+
+		crash_child(dir, modes[m]);
+		uint64_t files = seg_files(dir, &newest);
+		char tail[PATH_MAX], path[PATH_MAX];
+
+		snprintf(tail, sizeof tail, "%s", tu_seg_path(dir, newest));
+		uint64_t tail_size = tu_file_size(tail);
+		/* Every sealed segment ends with a record, not zeros. */
+		for (seq = 1; seq < newest; seq++) {
+			snprintf(path, sizeof path, "%s", tu_seg_path(dir, seq));
+			if (access(path, F_OK) == 0)
+				assert_int_not_equal(
+					tu_peek(path, tu_file_size(path) - 1), 0);
+		}
+		assert_int_equal(tu_peek(tail, tail_size - 1), 0);
+
+		tu_copy_dir(dir, copy);
+		expect_quiet_open(copy, KV_RDONLY, &disk);
+		assert_true(disk < files); /* the zeros are not data */
+		assert_int_equal(seg_files(copy, &seq), files); /* untouched */
+
+		expect_quiet_open(dir, 0, &disk);
+		assert_int_equal(seg_files(dir, &seq), disk); /* cut, closed */
+		assert_true(tu_file_size(tail) < tail_size);
+		tu_rmdir(copy);
+		tu_rmdir(dir);
+	}
+}
+
 static void test_reads_fall_back_to_pread_without_mmap(void **s)
 {
 	char *dir = tu_mkdir();
@@ -375,6 +451,7 @@ int main(void)
 		cmocka_unit_test(test_failed_and_short_writes_leave_no_garbage),
 		cmocka_unit_test(test_write_failure_that_cannot_be_undone_poisons),
 		cmocka_unit_test(test_failed_rollover_fails_the_write_only),
+		cmocka_unit_test(test_preallocated_tail_after_a_crash),
 		cmocka_unit_test(test_reads_fall_back_to_pread_without_mmap),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -328,6 +328,8 @@ kv_verify = _declare("kv_verify", c_int,
                      [kv_t_p, kv_progress_fn, c_void_p,
                       POINTER(kv_verify_stats)], required=False)
 
+kv_refresh = _declare("kv_refresh", c_int, [kv_t_p], required=False)
+
 kv_digest_fn = _declare("kv_digest", c_int, [kv_t_p, POINTER(kv_digest)],
                         required=False)
 kv_digest_buckets = _declare("kv_digest_buckets", c_int,

@@ -689,6 +689,18 @@ class Store(collections.abc.MutableMapping):
         """Makes every write so far durable (kv_sync)."""
         self._check(self._h.call(_ffi.kv_sync), "kv_sync")
 
+    def refresh(self):
+        """Brings a read-only store (flag 'r') up to date with what its
+        writer, another process or store object, wrote since the open or
+        the last refresh (kv_refresh): appends cost about the new bytes,
+        a compaction in the writer a full reload.  Raises error with code
+        KV_EINVAL on a writable store (always current), KV_EBUSY when
+        compactions kept changing the files (call again)."""
+        if _ffi.kv_refresh is None:
+            raise error("kv_refresh: the loaded libkv (%s) lacks it"
+                        % _ffi.LOADED_FROM, KV_ENOTSUP)
+        self._check(self._h.call(_ffi.kv_refresh), "kv_refresh")
+
     def _stats(self):
         st = _ffi.kv_stats()
         st.size = sizeof(st)

@@ -294,6 +294,7 @@ extern "C" {
 
     // ---- durability and figures ----
     pub fn kv_sync(db: *mut kv_t) -> c_int;
+    pub fn kv_refresh(db: *mut kv_t) -> c_int;
     pub fn kv_stats(db: *mut kv_t, out: *mut kv_stats) -> c_int;
     pub fn kv_stats_segments(db: *mut kv_t, arr: *mut kv_segment_stats, cap: usize, n: *mut usize) -> c_int;
     pub fn kv_verify(db: *mut kv_t, progress: kv_progress_fn, ctx: *mut c_void, out: *mut kv_verify_stats) -> c_int;

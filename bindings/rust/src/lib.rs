@@ -1091,6 +1091,19 @@ impl Db {
         check(unsafe { ffi::kv_sync(self.as_raw()) })
     }
 
+    /// Brings a read-only handle ([`Options::read_only`]) up to date with
+    /// what the directory's writer (another process or handle) wrote since
+    /// the open or the last refresh (kv_refresh(3)). Appends cost about the
+    /// new bytes; a compaction in the writer means a full reload, swapped
+    /// in at once, so other threads reading meanwhile see one state or the
+    /// other. [`ErrorKind::InvalidArgument`] on a writer's handle (always
+    /// current); [`ErrorKind::Busy`] when compactions kept changing the
+    /// files (call again).
+    pub fn refresh(&self) -> Result<()> {
+        // SAFETY: the handle is open.
+        check(unsafe { ffi::kv_refresh(self.as_raw()) })
+    }
+
     /// Whole-store figures (kv_stats(3)).
     pub fn stats(&self) -> Result<Stats> {
         let mut s = ffi::kv_stats { size: std::mem::size_of::<ffi::kv_stats>() as u32, ..Default::default() };
