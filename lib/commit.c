@@ -34,10 +34,7 @@ int kv__prepare_value(kv_t *db, kv__op *op, void **owned)
 
 uint32_t kv__commit_flags(const kv_t *db)
 {
-	uint32_t m = db->opts.sync_mode;
-
-	return m == KV_SYNC_ALWAYS || m == KV_SYNC_EVERY ? KV__SEG_F_PREALLOC
-							 : 0;
+	return db->opts.sync_mode == KV_SYNC_NONE ? 0 : KV__SEG_F_PREALLOC;
 }
 
 int kv__commit_ready(kv_t *db, kv__seg *s)

@@ -13,7 +13,7 @@
 
 /* KV_SYNC_NONE buffer: the most a process crash may lose. */
 #define KV__NONE_BUFFER (64u << 10)
-/* KV_SYNC_ALWAYS and EVERY: how far appends allocate the file ahead. */
+/* Except in KV_SYNC_NONE: how far appends allocate the file ahead. */
 #define KV__PREALLOC (1u << 20)
 
 typedef struct kv__op {
@@ -49,10 +49,10 @@ int kv__commit_raw(kv_t *db, const kv__op *ops, size_t n,
 int kv__prepare_value(kv_t *db, kv__op *op, void **owned);
 
 /* Readies s to be the active segment for the sync mode: the KV_SYNC_NONE
- * buffer, or preallocation for the modes that fdatasync often. */
+ * buffer, or preallocation (and appends copied into the map). */
 int kv__commit_ready(kv_t *db, kv__seg *s);
 /* Header flags for a new active segment: KV__SEG_F_PREALLOC in the modes
- * that preallocate. */
+ * that preallocate (all but KV_SYNC_NONE). */
 uint32_t kv__commit_flags(const kv_t *db);
 
 #endif

@@ -31,8 +31,8 @@
 /* Written by compaction: complete when renamed into place, so it never
  * has a torn tail and never becomes the active segment. */
 #define KV__SEG_F_COMPACTED 0x1u
-/* Appends allocate the file ahead (KV_SYNC_ALWAYS, EVERY): the log's tail
- * may end in zeros that were never written, which are not a torn write. */
+/* Appends allocate the file ahead (all sync modes but NONE): the log's
+ * tail may end in zeros that were never written, not a torn write. */
 #define KV__SEG_F_PREALLOC 0x2u
 #define KV__SEG_F_KNOWN (KV__SEG_F_COMPACTED | KV__SEG_F_PREALLOC)
 

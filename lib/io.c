@@ -47,6 +47,7 @@ static int sys_fstat_size(int fd, uint64_t *size)
 	.munmap = munmap,                \
 	.fstat_size = sys_fstat_size,    \
 	.fallocate = sys_fallocate,      \
+	.map_appends = 1,                \
 }
 
 const kv__io_ops kv__io_default = KV__IO_SYSTEM;

@@ -30,6 +30,10 @@ typedef struct kv__io_ops {
 	int (*fstat_size)(int fd, uint64_t *size);
 	/* Allocates [off, off + len), extending the file with zeros. */
 	int (*fallocate)(int fd, off_t off, off_t len);
+	/* 1: appends may copy into a writable map of preallocated space
+	 * instead of calling pwritev. Tests that watch or fail writes
+	 * through pwritev set it to 0. */
+	int map_appends;
 } kv__io_ops;
 
 /* The table in force; tests may replace entries and restore them. */

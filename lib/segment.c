@@ -106,16 +106,19 @@ static kv__seg *seg_new(uint64_t seq, size_t buf_cap)
 	return s;
 }
 
-/* Mapping is an optimisation: on failure reads fall back to pread. */
-static void map_file(kv__seg *s, uint64_t len)
+/* Mapping is an optimisation: on failure reads fall back to pread, and
+ * appends to write(). The active segment's map is writable (appends copy
+ * into it, see prealloc), the others' read-only. */
+static void map_file(kv__seg *s, uint64_t len, int prot)
 {
 	if (len == 0 || len > SIZE_MAX)
 		return;
-	void *m = kv__io.mmap(NULL, (size_t)len, PROT_READ, MAP_SHARED, s->fd, 0);
+	void *m = kv__io.mmap(NULL, (size_t)len, prot, MAP_SHARED, s->fd, 0);
 	if (m == MAP_FAILED)
 		return;
 	s->map = m;
 	s->map_len = (size_t)len;
+	s->map_prot = prot;
 }
 
 void kv__seg_map_active(kv__seg *s, uint64_t len)
@@ -124,7 +127,7 @@ void kv__seg_map_active(kv__seg *s, uint64_t len)
 		kv__io.munmap(s->map, s->map_len);
 	s->map = NULL;
 	s->map_len = 0;
-	map_file(s, len > s->size ? len : s->size);
+	map_file(s, len > s->size ? len : s->size, PROT_READ | PROT_WRITE);
 }
 
 void kv__seg_close(kv__seg *s)
@@ -229,7 +232,7 @@ int kv__seg_create(const char *dir, uint64_t seq, uint32_t flags,
 		kv__seg_close(s);
 		return rc;
 	}
-	map_file(s, map_len);
+	map_file(s, map_len, PROT_READ | PROT_WRITE);
 	*out = s;
 	return 0;
 }
@@ -258,7 +261,7 @@ int kv__seg_publish(kv__seg *s, const char *dir)
 	if (rc == 0)
 		rc = rename_in(s, dir);
 	if (rc == 0)
-		map_file(s, s->size);
+		map_file(s, s->size, PROT_READ);
 	return rc;
 }
 
@@ -323,7 +326,7 @@ int kv__seg_open(const char *dir, uint64_t seq, int rdonly, uint64_t map_len,
 	s->flags = kv__get32(h + 24);
 	s->size = size;
 	s->flushed = size;
-	map_file(s, map_len > size ? map_len : size);
+	map_file(s, map_len > size ? map_len : size, PROT_READ);
 	*out = s;
 	return 0;
 fail:
@@ -418,23 +421,46 @@ static void buffer_copy(kv__seg *s, const struct iovec *iov, int cnt)
 	pthread_mutex_unlock(&s->buf_lock);
 }
 
-/* Allocates the file ahead of an append of n bytes: an fdatasync after
- * writing inside the file's size need not journal a size change (on ext4
- * here 133-150 us against 195-200 us for 128-byte appends, measured while
- * the machine was busy). Only an optimisation: on failure (ENOSPC, a file
- * system without fallocate) the append grows the file as before. The
- * allocation stays inside the mapping of the active segment. */
-static void prealloc(kv__seg *s, size_t n)
+/* Allocates the file ahead of an append of n bytes; 1 when the bytes
+ * [size, size + n) are allocated. Two gains: an fdatasync after writing
+ * inside the file's size need not journal a size change (on ext4 here
+ * 133-150 us against 195-200 us for 128-byte appends), and an append can
+ * be a copy into the writable map, ~80 ns against ~320 ns for pwrite of
+ * 128 B, which still survives a process crash (the page cache has it),
+ * and cannot raise SIGBUS for want of space (the blocks exist). Only an
+ * optimisation: on failure (ENOSPC, a file system without fallocate) the
+ * append is a write() that grows the file, as before. The allocation
+ * stays inside the mapping of the active segment. */
+static int prealloc(kv__seg *s, size_t n)
 {
 	uint64_t need = s->size + n, to = need + s->prealloc;
 
-	if (!s->prealloc || need <= s->alloc_end)
-		return;
+	if (!s->prealloc)
+		return 0;
+	if (need <= s->alloc_end)
+		return 1;
 	if (s->map_len && to > s->map_len)
 		to = need > s->map_len ? need : s->map_len;
 	uint64_t from = s->alloc_end > s->size ? s->alloc_end : s->size;
-	if (kv__io.fallocate(s->fd, (off_t)from, (off_t)(to - from)) == 0)
-		s->alloc_end = to;
+	if (kv__io.fallocate(s->fd, (off_t)from, (off_t)(to - from)) != 0)
+		return 0;
+	s->alloc_end = to;
+	return 1;
+}
+
+/* Appends into allocated space by copying into the writable map; 0 when
+ * it cannot (no map, or writes must go through kv__io for a test). */
+static int map_append(kv__seg *s, const struct iovec *iov, int cnt, size_t n)
+{
+	if (!kv__io.map_appends || !s->map || (s->map_prot & PROT_WRITE) == 0 ||
+	    s->size + n > s->map_len)
+		return 0;
+	uint8_t *p = s->map + s->size;
+	for (int i = 0; i < cnt; i++) {
+		memcpy(p, iov[i].iov_base, iov[i].iov_len);
+		p += iov[i].iov_len;
+	}
+	return 1;
 }
 
 int kv__seg_append(kv__seg *s, struct iovec *iov, int cnt, size_t n,
@@ -447,8 +473,9 @@ int kv__seg_append(kv__seg *s, struct iovec *iov, int cnt, size_t n,
 	if (s->buf && n <= s->buf_cap) {
 		buffer_copy(s, iov, cnt);
 	} else {
-		prealloc(s, n);
-		if ((rc = write_at(s, iov, cnt, s->size, broken)) != 0)
+		int room = prealloc(s, n);
+		if (!(room && map_append(s, iov, cnt, n)) &&
+		    (rc = write_at(s, iov, cnt, s->size, broken)) != 0)
 			return rc;
 		atomic_store_explicit(&s->flushed, s->size + n,
 				      memory_order_release);
@@ -489,5 +516,9 @@ int kv__seg_truncate(kv__seg *s, uint64_t len)
 
 int kv__seg_trim(kv__seg *s)
 {
+	/* Sealed: nothing may write through the map any more. */
+	if (s->map && (s->map_prot & PROT_WRITE) &&
+	    mprotect(s->map, s->map_len, PROT_READ) == 0)
+		s->map_prot = PROT_READ;
 	return s->alloc_end > s->size ? kv__seg_truncate(s, s->size) : 0;
 }

@@ -30,12 +30,13 @@ typedef struct kv__seg {
 	int fd;
 	uint8_t *map;              /* NULL when mapping failed: pread */
 	size_t map_len;
+	int map_prot;              /* PROT_WRITE: the active segment */
 	uint64_t size;             /* bytes appended, buffered ones included */
-	/* The active segment in KV_SYNC_ALWAYS and EVERY: appends allocate
-	 * the file `prealloc` bytes ahead, up to alloc_end, so their
-	 * fdatasync does not journal a size change. The zeros past size are
-	 * trimmed when the segment is sealed or the store closed; after a
-	 * crash, recovery cuts them quietly. 0: no preallocation. */
+	/* The active segment, except in KV_SYNC_NONE: appends allocate the
+	 * file `prealloc` bytes ahead, up to alloc_end, and copy records
+	 * into the writable map (segment.c, prealloc). The zeros past size
+	 * are trimmed when the segment is sealed or the store closed; after
+	 * a crash, recovery cuts them quietly. 0: no preallocation. */
 	uint32_t prealloc;
 	uint64_t alloc_end;
 	_Atomic uint64_t flushed;  /* bytes handed to the kernel */
@@ -106,7 +107,8 @@ int kv__seg_set_buffer(kv__seg *s, size_t cap);
 int kv__seg_sync(kv__seg *s);
 /* Cuts the file to len bytes, durably (torn-tail repair at open). */
 int kv__seg_truncate(kv__seg *s, uint64_t len);
-/* Cuts preallocated zeros past the last append, durably; 0 if none. */
+/* Seals the map (read-only) and cuts preallocated zeros past the last
+ * append, durably; 0 if none. */
 int kv__seg_trim(kv__seg *s);
 
 #endif

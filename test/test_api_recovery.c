@@ -41,7 +41,7 @@ static void write_records(const char *dir, uint64_t *ends)
 		snprintf(key, sizeof key, "k%02d", i);
 		val_for(i, val, size_for(i));
 		assert_int_equal(kv_put(db, key, 3, val, size_for(i)), KV_OK);
-		ends[i] = tu_file_size(tu_seg_path(dir, 1));
+		ends[i] = tu_disk_bytes(db);
 	}
 	kv_close(db);
 }
@@ -120,8 +120,11 @@ static void torn_case(const char *dir, const uint8_t *img, uint64_t len,
 	db = tu_open(dir, &o);
 	uint64_t keep = boundary(ends, cut);
 	assert_int_equal(kv_stats(db, &st), KV_OK);
-	assert_int_equal(st.recovered_truncated_bytes,
-			 (how == 0 ? cut : len) - keep);
+	/* Zeros from a record boundary on are space the writer allocated
+	 * ahead (segment flag 0x2), not a torn write: cut, not reported. */
+	uint64_t torn = how == 1 && keep == cut ? 0
+						: (how == 0 ? cut : len) - keep;
+	assert_int_equal(st.recovered_truncated_bytes, torn);
 	assert_int_equal(tu_file_size(seg), keep);
 	expect_prefix(db, ends, cut);
 	kv_close(db);
@@ -276,7 +279,7 @@ static void test_batch_cut_anywhere_is_all_or_nothing(void **state)
 	db = tu_open(dir, &o);
 	assert_int_equal(tu_put(db, "x", "old"), KV_OK);
 	assert_int_equal(tu_put(db, "gone", "here"), KV_OK);
-	start = tu_file_size(tu_seg_path(dir, 1));
+	start = tu_disk_bytes(db);
 	assert_int_equal(kv_batch_new(&b), KV_OK);
 	assert_int_equal(kv_batch_put(b, "x", 1, "new", 3), KV_OK);
 	assert_int_equal(kv_batch_put(b, "y", 1, "why", 3), KV_OK);

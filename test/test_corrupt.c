@@ -553,6 +553,15 @@ static void add_rec(store *s, const rec *r)
 	s->r[s->nr++] = *r;
 }
 
+/* Whether [off, n) of b is zeros: preallocated space (segment flag 0x2)
+ * that an image taken from an open store holds past the last record. */
+static int zeros_from(const uint8_t *b, uint64_t n, uint64_t off)
+{
+	while (off < n && b[off] == 0)
+		off++;
+	return off == n;
+}
+
 /* Parses the segments of the image: every record must be sound. */
 static void parse_image(store *s)
 {
@@ -578,6 +587,10 @@ static void parse_image(store *s)
 		for (uint64_t off = HDR; off < f->b.n;) {
 			uint64_t end;
 			int n, first = s->nr;
+			if (!run_at(f->b.p, f->b.n, off, &end, &n) &&
+			    (le32(f->b.p + 24) & 2) && zeros_from(f->b.p, f->b.n,
+								  off))
+				break;
 			if (!run_at(f->b.p, f->b.n, off, &end, &n))
 				fail_msg("build: %s: unsound record at %" PRIu64,
 					 f->name, off);

@@ -355,6 +355,7 @@ static void grandchild(const char *dir, int cycle)
 			kv_batch_put(b, key, strlen(key), val, strlen(val));
 		}
 		kv__io.pwritev = torn_pwritev;
+		kv__io.map_appends = 0;
 		kv_write(db, b);
 	}
 	_exit(0);

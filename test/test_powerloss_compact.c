@@ -401,6 +401,7 @@ static void rec_start(const char *dir)
 	kv__io.unlink = r_unlink;
 	kv__io.ftruncate = r_ftruncate;
 	kv__io.fallocate = r_fallocate;
+	kv__io.map_appends = 0; /* every write is seen, as a pwritev */
 }
 
 static void rec_stop(void)

@@ -84,6 +84,14 @@ void tu_truncate(const char *path, uint64_t len)
 	assert_int_equal(truncate(path, (off_t)len), 0);
 }
 
+uint64_t tu_disk_bytes(kv_t *db)
+{
+	struct kv_stats st = { .size = sizeof st };
+
+	assert_int_equal(kv_stats(db, &st), KV_OK);
+	return st.disk_bytes;
+}
+
 uint8_t tu_peek(const char *path, uint64_t off)
 {
 	int fd = open(path, O_RDONLY);
@@ -324,8 +332,16 @@ static void *f_mmap(void *a, size_t len, int prot, int fl, int fd, off_t off)
 			     : kv__io_default.mmap(a, len, prot, fl, fd, off);
 }
 
+static int f_fallocate(int fd, off_t off, off_t len)
+{
+	return trip(TU_FALLOCATE) ? -1
+				  : kv__io_default.fallocate(fd, off, len);
+}
+
 static void install(void)
 {
+	kv__io.map_appends = 0;
+	kv__io.fallocate = f_fallocate;
 	kv__io.open = f_open;
 	kv__io.pread = f_pread;
 	kv__io.pwritev = f_pwritev;

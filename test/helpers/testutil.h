@@ -29,6 +29,9 @@ const char *tu_path(const char *dir, const char *name);
 /* Path of segment number seq in dir. */
 const char *tu_seg_path(const char *dir, uint64_t seq);
 uint64_t tu_file_size(const char *path);
+/* kv_stats' disk_bytes: the segments' data, without the space an open
+ * store preallocated past its last record. */
+uint64_t tu_disk_bytes(kv_t *db);
 void tu_truncate(const char *path, uint64_t len);
 /* Reads/writes one byte of a file at off. */
 uint8_t tu_peek(const char *path, uint64_t off);
@@ -57,7 +60,9 @@ int tu_put(kv_t *db, const char *key, const char *val);
  * TU_FSYNC_DIR counts (and fails) only those of directories. */
 enum tu_fault_kind { TU_OPEN, TU_PWRITE, TU_FSYNC, TU_FDATASYNC, TU_RENAME,
 		     TU_FTRUNCATE, TU_MMAP, TU_UNLINK, TU_PREAD, TU_FSYNC_DIR,
-		     TU_NKINDS };
+		     TU_FALLOCATE, TU_NKINDS };
+/* Arms a fault; while any is armed (until tu_fault_clear), appends go
+ * through pwritev, not the writable map, so TU_PWRITE sees every write. */
 void tu_fault(enum tu_fault_kind kind, unsigned after, int err,
 	      int persistent);
 /* A pwrite that writes only half, then fails with err (short write). */
