@@ -90,17 +90,26 @@ typedef struct reader {
 	kv__seg *fs;           /* the frame's segment, or NULL: empty */
 	uint64_t foff, flen;   /* its bytes */
 	uint64_t ffirst, flast;
+	uint64_t hseq, hoff, hlsn; /* a hint: a run with LSN hlsn there */
+	uint64_t dseq, doff, dlsn; /* after the last frame delivered */
 } reader;
 
 static int flush_frame(reader *rd)
 {
 	if (!rd->fs)
 		return 0;
-	const uint8_t *p = kv__walk_bytes(&rd->walk, rd->fs, rd->foff, rd->flen);
+	kv__seg *s = rd->fs;
+	const uint8_t *p = kv__walk_bytes(&rd->walk, s, rd->foff, rd->flen);
 	rd->fs = NULL;
 	if (!p)
 		return rd->walk.err;
-	return rd->fn(rd->ctx, rd->ffirst, rd->flast, p, (size_t)rd->flen);
+	int rc = rd->fn(rd->ctx, rd->ffirst, rd->flast, p, (size_t)rd->flen);
+	if (rc == 0) {
+		rd->dseq = s->seq;
+		rd->doff = rd->foff + rd->flen;
+		rd->dlsn = rd->flast + 1;
+	}
+	return rc;
 }
 
 static int add_run(reader *rd, kv__seg *s, uint64_t off, uint64_t len,
@@ -158,13 +167,29 @@ static int read_run(reader *rd, kv__seg *s, uint64_t off, uint64_t end,
 	return 0;
 }
 
+/* Where to start walking a segment: at the hint when a sound run with
+ * the hinted LSN starts there (so no byte before it is read again), else
+ * at the segment's start. */
+static uint64_t start_at(reader *rd, const logseg *ls)
+{
+	uint64_t first = 0, last, len;
+
+	if (ls->s->seq != rd->hseq || rd->hoff < KV__FILE_HDR ||
+	    rd->hoff >= ls->end || rd->hlsn > rd->expect)
+		return KV__FILE_HDR;
+	if (read_run(rd, ls->s, rd->hoff, ls->end, &len, &first, &last) != 0 ||
+	    first != rd->hlsn)
+		return KV__FILE_HDR;
+	return rd->hoff;
+}
+
 /* Sends the runs of one log segment that come after rd->expect. */
 static int read_segment(reader *rd, const logseg *ls)
 {
 	uint64_t first = 0, last = 0, len = 0;
 	int rc;
 
-	for (uint64_t off = KV__FILE_HDR;
+	for (uint64_t off = start_at(rd, ls);
 	     off < ls->end && rd->expect <= rd->bound; off += len) {
 		if ((rc = read_run(rd, ls->s, off, ls->end, &len, &first,
 				   &last)) != 0)
@@ -212,6 +237,43 @@ static int check_read(kv_t *db, uint64_t from)
 	return 0;
 }
 
+/* The hint nearest below rd->expect, if any. */
+static void pick_hint(kv_t *db, reader *rd)
+{
+	pthread_mutex_lock(&db->wlock);
+	for (size_t i = 0; i < 8; i++) {
+		const struct kv__repl_hint *h = &db->repl.hints[i];
+		if (h->lsn && h->lsn <= rd->expect && h->lsn > rd->hlsn) {
+			rd->hseq = h->seq;
+			rd->hoff = h->off;
+			rd->hlsn = h->lsn;
+		}
+	}
+	pthread_mutex_unlock(&db->wlock);
+}
+
+/* Remembers where this call stopped, in place of the hint this caller
+ * left last time (a follower calls again from where it stopped), else of
+ * the lowest one. */
+static void keep_hint(kv_t *db, const reader *rd, uint64_t from)
+{
+	struct kv__repl_hint *v = db->repl.hints, *h = &v[0];
+
+	if (!rd->dseq)
+		return;
+	pthread_mutex_lock(&db->wlock);
+	for (size_t i = 0; i < 8; i++) {
+		if (v[i].lsn == from + 1 || v[i].lsn == rd->dlsn) {
+			h = &v[i];
+			break;
+		}
+		if (v[i].lsn < h->lsn)
+			h = &v[i];
+	}
+	*h = (struct kv__repl_hint){ rd->dseq, rd->doff, rd->dlsn };
+	pthread_mutex_unlock(&db->wlock);
+}
+
 KV_API int kv_repl_read(kv_t *db, uint64_t from, size_t max_bytes,
 			kv_repl_fn fn, void *ctx)
 {
@@ -231,8 +293,11 @@ KV_API int kv_repl_read(kv_t *db, uint64_t from, size_t max_bytes,
 			      "ahead of this store (LSN %" PRIu64 "): it holds "
 			      "writes this store does not have, and must be "
 			      "rebuilt from a snapshot", db->dir, from, rd.bound);
-	else if (rc == 0)
+	else if (rc == 0) {
+		pick_hint(db, &rd);
 		rc = read_log(&rd, v, n);
+		keep_hint(db, &rd, from);
+	}
 	for (size_t i = 0; i < n; i++)
 		kv__seg_unref(v[i].s);
 	free(v);
