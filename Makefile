@@ -105,6 +105,20 @@ $(B)/kvctl: tools/kvctl.c include/kv.h $(B)/libkv.a
 kvctl-check: $(B)/kvctl
 	test/kvctl/run.sh $(B)/kvctl
 
+# ---- kvrepl: the ZeroMQ replication daemon, kvrepl(1); tests in
+# test/mk/kvrepl.mk. The library never links libzmq, only this tool. ----
+
+ZMQ_CFLAGS = $(shell $(PKG_CONFIG) --cflags libzmq)
+ZMQ_LIBS = $(shell $(PKG_CONFIG) --libs libzmq)
+KVREPL_SRC := $(wildcard tools/kvrepl/*.c)
+KVREPL_HDR := $(wildcard tools/kvrepl/*.h)
+KVREPL_CFLAGS = -std=c11 $(WARN) -O2 -g -D_GNU_SOURCE -Iinclude \
+	-Itools/kvrepl $(SAN) $(ZMQ_CFLAGS) $(CFLAGS)
+
+$(B)/kvrepl: $(KVREPL_SRC) $(KVREPL_HDR) include/kv.h $(B)/libkv.a
+	$(CC) $(KVREPL_CFLAGS) $(KVREPL_SRC) -o $@ $(B)/libkv.a $(DEP_LIBS) \
+		$(ZMQ_LIBS) $(LDFLAGS)
+
 # ---- bindings ----
 
 python-check: $(B)/libkv.so
@@ -122,7 +136,7 @@ rust-check: $(B)/libkv.so
 MAN_PAGES := $(wildcard man/man1/*.1 man/man3/*.3 man/man5/*.5)
 INSTALL ?= install
 
-install: all $(B)/kvctl
+install: all $(B)/kvctl $(B)/kvrepl
 	$(INSTALL) -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
 		$(DESTDIR)$(BINDIR)
 	$(INSTALL) -m 644 include/kv.h $(DESTDIR)$(INCLUDEDIR)/kv.h
@@ -134,10 +148,12 @@ install: all $(B)/kvctl
 	$(PC_SED) pkgconfig/libkv-static.pc.in \
 		> $(DESTDIR)$(LIBDIR)/pkgconfig/libkv-static.pc
 	$(INSTALL) -m 755 $(B)/kvctl $(DESTDIR)$(BINDIR)/kvctl
+	$(INSTALL) -m 755 $(B)/kvrepl $(DESTDIR)$(BINDIR)/kvrepl
 	scripts/install-man.sh install $(DESTDIR)$(MANDIR) $(MAN_PAGES)
 
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/kv.h $(DESTDIR)$(BINDIR)/kvctl \
+		$(DESTDIR)$(BINDIR)/kvrepl \
 		$(DESTDIR)$(LIBDIR)/libkv.so.$(VERSION) \
 		$(DESTDIR)$(LIBDIR)/libkv.so.$(MAJOR) $(DESTDIR)$(LIBDIR)/libkv.so \
 		$(DESTDIR)$(LIBDIR)/libkv.a $(DESTDIR)$(LIBDIR)/pkgconfig/libkv.pc \
@@ -147,7 +163,7 @@ uninstall:
 # Installs into a temporary DESTDIR and builds the quickstart from it with
 # pkg-config alone, shared and static; then uninstalls and checks that
 # nothing is left.
-install-check: all $(B)/kvctl
+install-check: all $(B)/kvctl $(B)/kvrepl
 	scripts/install-check.sh
 
 # ---- measurements (bench/RESULTS.md) ----

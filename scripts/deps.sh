@@ -7,7 +7,7 @@
 # exact command and fails, so a build never half-works without its deps.
 set -eu
 
-pkgs="pkg-config zlib1g-dev libisal-dev libxxhash-dev libbsd-dev libcmocka-dev mandoc"
+pkgs="pkg-config zlib1g-dev libisal-dev libxxhash-dev libbsd-dev libcmocka-dev mandoc libzmq3-dev"
 [ "${1:-}" = analysis ] && pkgs="$pkgs gcovr cppcheck clang-tidy clang-tools valgrind"
 [ "${1:-}" = bench ] && pkgs="$pkgs liblmdb-dev libleveldb-dev librocksdb-dev libsqlite3-dev libkyotocabinet-dev libgdbm-dev libtkrzw-dev"
 

@@ -25,6 +25,8 @@ check "$root/qs-static" "$root/store2"
 # Linked from the archive: the program must not need libkv.so.
 check sh -c "! readelf -d '$root/qs-static' | grep -q 'NEEDED.*libkv'"
 check test -x "$root$prefix/bin/kvctl"
+check "$root$prefix/bin/kvrepl" --version
+check test -f "$root$prefix/share/man/man1/kvrepl.1"
 check test -f "$root$prefix/share/man/man3/kv_put_ttl.3"
 check grep -q '^\.so man3/kv_put\.3$' "$root$prefix/share/man/man3/kv_put_ttl.3"
 check test -L "$root$prefix/lib/libkv.so.0"
