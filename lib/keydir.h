@@ -8,7 +8,10 @@
  *   - key bytes: appended to 1 MiB arena chunks, compacted when half dead;
  *   - table: open addressing with linear probing; a slot is a 32-bit id and
  *     32 bits of the key's hash, so a probe touches one cache line, rarely
- *     an entry whose key differs, and growing needs no key bytes.
+ *     an entry whose key differs, and growing needs no key bytes;
+ *   - filter: a blocked Bloom filter over the same 32 bits, 4 bits per
+ *     slot (about 1 byte per key), small enough to stay in cache, so a
+ *     lookup of a missing key usually ends without the table's cache miss.
  * No per-key malloc anywhere. Touches no files. Not thread-safe: kv.c holds
  * the keydir lock (shared for lookups, exclusive for changes).
  */
@@ -42,6 +45,8 @@ typedef struct kv__kslot {
 typedef struct kv__keydir {
 	kv__kslot *slots;
 	uint64_t cap;        /* slots, a power of two */
+	uint64_t *bloom;     /* 512-bit blocks, cap / 128 of them (at least 1) */
+	uint64_t nblocks;    /* a power of two */
 	uint64_t used;       /* live slots */
 	uint64_t deleted;    /* deleted-marker slots */
 	kv__kent **chunks;   /* entry chunks */

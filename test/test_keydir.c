@@ -516,17 +516,18 @@ static void test_arena_compaction_with_keys_filling_chunks_exactly(
 	free(ids);
 }
 
-static void test_memory_per_key_within_54_bytes_at_1m_keys(void **state)
+static void test_memory_per_key_within_55_bytes_at_1m_keys(void **state)
 {
 	(void)state;
 	kv__keydir kd;
 	const uint32_t n = 1000000;
 	uint8_t key[16];
 
-	/* The documented budget (README "Figures"): key length + 38 bytes
-	 * per key, all of the index's heap included (table, entries, arena).
-	 * It was + 32 with 5-byte slots; 8-byte slots (32 hash bits) cost
-	 * 6.3 bytes per key at this size and halve the cost of an insert. */
+	/* The documented budget (README "Figures"): key length + 39 bytes
+	 * per key, all of the index's heap included (table, entries, arena,
+	 * filter). It was + 32 with 5-byte slots; 8-byte slots (32 hash
+	 * bits) cost 6.3 bytes per key at this size and halve the cost of an
+	 * insert; the Bloom filter costs 1.0 and makes a miss ~2x faster. */
 	assert_int_equal(kv__kd_init(&kd), 0);
 	for (uint32_t i = 0; i < n; i++) {
 		uint64_t a = (uint64_t)i * UINT64_C(0x9e3779b97f4a7c15);
@@ -542,9 +543,9 @@ static void test_memory_per_key_within_54_bytes_at_1m_keys(void **state)
 	assert_int_equal(kv__kd_count(&kd), n);
 	double per_key = (double)kv__kd_bytes(&kd) / (double)n;
 	print_message("keydir: %llu bytes for %u 16-byte keys = %.2f bytes "
-		      "per key (limit 54)\n",
+		      "per key (limit 55)\n",
 		      (unsigned long long)kv__kd_bytes(&kd), n, per_key);
-	assert_true(kv__kd_bytes(&kd) <= (uint64_t)n * (16 + 38));
+	assert_true(kv__kd_bytes(&kd) <= (uint64_t)n * (16 + 39));
 	/* Spot check that the figure describes a working index. */
 	for (uint32_t i = 0; i < n; i += 9973) {
 		uint64_t a = (uint64_t)i * UINT64_C(0x9e3779b97f4a7c15);
@@ -569,7 +570,7 @@ int main(void)
 		cmocka_unit_test(test_cmp_orders_like_memcmp_shorter_first),
 		cmocka_unit_test(test_arena_compaction_keeps_survivor_bytes),
 		cmocka_unit_test(test_arena_compaction_with_keys_filling_chunks_exactly),
-		cmocka_unit_test(test_memory_per_key_within_54_bytes_at_1m_keys),
+		cmocka_unit_test(test_memory_per_key_within_55_bytes_at_1m_keys),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
