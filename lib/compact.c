@@ -310,11 +310,12 @@ typedef struct pending {
  * fell from ~400 k/s to ~40 k/s while a compaction ran. */
 static void check_live(kv_t *db, const kv__seg *s, pending *p, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		p[i].h = kv__kd_hash(p[i].rec + KV__REC_HDR, p[i].r.klen);
-		kv__kd_prefetch(&db->kd, p[i].h);
-	}
+	uint64_t h[CHECK_BATCH];
+
+	for (size_t i = 0; i < n; i++)
+		h[i] = p[i].h = kv__kd_hash(p[i].rec + KV__REC_HDR, p[i].r.klen);
 	pthread_rwlock_rdlock(&db->klock);
+	kv__kd_warm(&db->kd, h, n); /* the table may move: under klock */
 	for (size_t i = 0; i < n; i++) {
 		uint32_t id = kv__kd_find(&db->kd, p[i].rec + KV__REC_HDR,
 					  p[i].r.klen, p[i].h);

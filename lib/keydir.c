@@ -186,6 +186,47 @@ uint32_t kv__kd_find(const kv__keydir *kd, const void *key, size_t klen,
 	}
 }
 
+/* The first slot at or after i whose tag is h, or NULL at an empty one. */
+static const kv__kslot *tag_match(const kv__keydir *kd, uint32_t h)
+{
+	uint64_t mask = kd->cap - 1;
+
+	for (uint64_t i = h & mask;; i = (i + 1) & mask) {
+		const kv__kslot *sl = &kd->slots[i];
+
+		if (sl->id1 == SLOT_EMPTY)
+			return NULL;
+		if (sl->h == h && sl->id1 != SLOT_DELETED)
+			return sl;
+	}
+}
+
+void kv__kd_warm(const kv__keydir *kd, const uint64_t *hashes, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint64_t m = bloom_mix(h32_of(hashes[i]));
+		__builtin_prefetch(kd->bloom + ((m >> 32) & (kd->nblocks - 1)) *
+						     BLOOM_WORDS);
+	}
+	for (size_t i = 0; i < n; i++)
+		if (bloom_may_have(kd, h32_of(hashes[i])))
+			kv__kd_prefetch(kd, hashes[i]);
+	for (size_t i = 0; i < n; i++) {
+		const kv__kslot *sl = bloom_may_have(kd, h32_of(hashes[i]))
+					      ? tag_match(kd, h32_of(hashes[i]))
+					      : NULL;
+		if (sl)
+			__builtin_prefetch(kv__kd_ent(kd, sl->id1 - 1));
+	}
+	for (size_t i = 0; i < n; i++) {
+		const kv__kslot *sl = bloom_may_have(kd, h32_of(hashes[i]))
+					      ? tag_match(kd, h32_of(hashes[i]))
+					      : NULL;
+		if (sl)
+			__builtin_prefetch(kv__kd_key(kd, sl->id1 - 1));
+	}
+}
+
 /* Places id in the first free slot of its probe run (rehash and insert). */
 static void place(kv__keydir *kd, uint32_t id, uint32_t h)
 {

@@ -93,6 +93,13 @@ static inline void kv__kd_prefetch(const kv__keydir *kd, uint64_t hash)
 {
 	__builtin_prefetch(&kd->slots[(uint32_t)hash & (kd->cap - 1)]);
 }
+/* Brings into cache what finding each of n keys (by hash) will touch:
+ * filter blocks, then table slots, then the entries and key bytes of
+ * matching slots, each stage over all n, so their cache misses overlap
+ * instead of following one another (about 4 per key at 1M keys). Only
+ * hints: kv__kd_find gives the answers. For a caller looking up many keys
+ * under a lock others wait for (compaction). */
+void kv__kd_warm(const kv__keydir *kd, const uint64_t *hashes, size_t n);
 /* Live keys, and heap bytes held. */
 uint64_t kv__kd_count(const kv__keydir *kd);
 uint64_t kv__kd_bytes(const kv__keydir *kd);
