@@ -123,8 +123,9 @@ static const char *e_version(void)
 
 const engine eng_libkv = {
 	.name = "libkv",
-	.durability = "fill: KV_SYNC_WRITE (default; a write() per put, "
-		      "survives a process crash); fillsync: KV_SYNC_ALWAYS",
+	.durability = "fill: KV_SYNC_WRITE (default; each put copied into "
+		      "a shared mapping of the file, survives a process "
+		      "crash); fillsync: KV_SYNC_ALWAYS",
 	.open = e_open, .close = e_close, .put = e_put, .get = e_get,
 	.del = e_del, .scan = e_scan, .mt_get = 1, .mt_put = 1,
 	.compact = e_compact, .version = e_version,
