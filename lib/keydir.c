@@ -211,19 +211,17 @@ void kv__kd_warm(const kv__keydir *kd, const uint64_t *hashes, size_t n)
 	for (size_t i = 0; i < n; i++)
 		if (bloom_may_have(kd, h32_of(hashes[i])))
 			kv__kd_prefetch(kd, hashes[i]);
-	for (size_t i = 0; i < n; i++) {
-		const kv__kslot *sl = bloom_may_have(kd, h32_of(hashes[i]))
-					      ? tag_match(kd, h32_of(hashes[i]))
-					      : NULL;
-		if (sl)
-			__builtin_prefetch(kv__kd_ent(kd, sl->id1 - 1));
-	}
-	for (size_t i = 0; i < n; i++) {
-		const kv__kslot *sl = bloom_may_have(kd, h32_of(hashes[i]))
-					      ? tag_match(kd, h32_of(hashes[i]))
-					      : NULL;
-		if (sl)
-			__builtin_prefetch(kv__kd_key(kd, sl->id1 - 1));
+	for (int stage = 0; stage < 2; stage++) {
+		for (size_t i = 0; i < n; i++) {
+			uint32_t h = h32_of(hashes[i]);
+			const kv__kslot *sl =
+				bloom_may_have(kd, h) ? tag_match(kd, h) : NULL;
+
+			if (sl && stage == 0)
+				__builtin_prefetch(kv__kd_ent(kd, sl->id1 - 1));
+			else if (sl)
+				__builtin_prefetch(kv__kd_key(kd, sl->id1 - 1));
+		}
 	}
 }
 

@@ -368,6 +368,18 @@ def t4_snapshot():
     return "snapshot from position %s" % pos
 
 
+def evil_endpoint(ev):
+    """The endpoint the evil peer says it listens on, once it says so."""
+    def endpoint():
+        if not ev.running() and ev.p.returncode != 0:
+            raise Fail("evil peer failed: " + open(ev.err).read())
+        for line in ev.lines():
+            if line.startswith("listening on "):
+                return line.split()[-1]
+        return None
+    return wait_for(endpoint, "the evil peer's endpoint")
+
+
 def evil_run(binary, messages, seed):
     src = os.path.join(TMP, "evil-src-%s-%d" % (binary, seed))
     rep = os.path.join(TMP, "evil-rep-%s-%d" % (binary, seed))
@@ -377,14 +389,7 @@ def evil_run(binary, messages, seed):
                "--messages", str(messages), "--seed", str(seed)])
     PROCS.append(ev)
 
-    def endpoint():
-        if not ev.running() and ev.p.returncode != 0:
-            raise Fail("evil peer failed: " + open(ev.err).read())
-        for line in ev.lines():
-            if line.startswith("listening on "):
-                return line.split()[-1]
-        return None
-    ep = wait_for(endpoint, "the evil peer's endpoint")
+    ep = evil_endpoint(ev)
     f = follower("victim-%s-%d" % (binary, seed), rep, ep, binary)
     check(ev.wait() == 0, "evil peer: " + open(ev.err).read())
     res = fields([ln for ln in ev.lines() if ln.startswith("sent=")][-1])
@@ -492,14 +497,7 @@ def evil_snapshot(tag, kill):
                "--snapshot"])
     PROCS.append(ev)
 
-    def endpoint():
-        if not ev.running() and ev.p.returncode != 0:
-            raise Fail("evil peer failed: " + open(ev.err).read())
-        for line in ev.lines():
-            if line.startswith("listening on "):
-                return line.split()[-1]
-        return None
-    ep = wait_for(endpoint, "the evil peer's endpoint")
+    ep = evil_endpoint(ev)
     # With kill, a timeout the test never reaches: only the kill ends
     # the snapshot.
     f = follower("snap-" + tag, rep, ep, timeout=60000 if kill else 1500)
