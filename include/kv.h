@@ -172,7 +172,8 @@ struct kv_stats {
 	uint64_t live_bytes;       /* record bytes of those values */
 	uint64_t dead_bytes;       /* overwritten, deleted, expired, tombstones */
 	uint64_t segments;         /* segment files */
-	uint64_t disk_bytes;       /* their total size */
+	uint64_t disk_bytes;       /* their data bytes (without the space
+				    * allocated ahead of the newest one) */
 	uint64_t keydir_bytes;     /* heap held by the index, incl. key bytes */
 	uint64_t last_lsn;         /* sequence number of the newest record */
 	uint64_t recovered_truncated_bytes; /* torn tail cut at open */

@@ -299,7 +299,6 @@ typedef struct pending {
 	uint64_t off;
 	kv__rec r;
 	const uint8_t *rec;     /* in the segment's map: valid all along */
-	uint64_t h;
 	uint32_t id;            /* keydir id if its entry points here */
 	int present;            /* the key is in the keydir at all */
 } pending;
@@ -313,12 +312,12 @@ static void check_live(kv_t *db, const kv__seg *s, pending *p, size_t n)
 	uint64_t h[CHECK_BATCH];
 
 	for (size_t i = 0; i < n; i++)
-		h[i] = p[i].h = kv__kd_hash(p[i].rec + KV__REC_HDR, p[i].r.klen);
+		h[i] = kv__kd_hash(p[i].rec + KV__REC_HDR, p[i].r.klen);
 	pthread_rwlock_rdlock(&db->klock);
 	kv__kd_warm(&db->kd, h, n); /* the table may move: under klock */
 	for (size_t i = 0; i < n; i++) {
 		uint32_t id = kv__kd_find(&db->kd, p[i].rec + KV__REC_HDR,
-					  p[i].r.klen, p[i].h);
+					  p[i].r.klen, h[i]);
 		uint64_t loc = KV__LOC(s->slot, p[i].off);
 
 		p[i].present = id != UINT32_MAX;
