@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lock.h"
 #include "commit.h"
 #include "read.h"
 #include "error.h"
@@ -159,7 +160,7 @@ static int publish(kv_t *db, const kv__op *ops, size_t n, uint32_t slot,
 {
 	int rc = 0;
 
-	pthread_rwlock_wrlock(&db->klock);
+	kv__rwlock_wr(&db->klock);
 	for (size_t i = 0; i < n; i++) {
 		uint64_t loc = KV__LOC(slot, off);
 

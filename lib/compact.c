@@ -25,6 +25,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "lock.h"
 #include "db.h"
 #include "error.h"
 #include "hint.h"
@@ -184,7 +185,7 @@ static int choose(job *j)
 	int rc;
 
 	pthread_mutex_lock(&db->wlock);
-	pthread_rwlock_rdlock(&db->klock);
+	kv__rwlock_rd(&db->klock);
 	rc = choose_locked(j);
 	if (rc == 0)
 		j->floor = floor_locked(j);
@@ -313,7 +314,7 @@ static void check_live(kv_t *db, const kv__seg *s, pending *p, size_t n)
 
 	for (size_t i = 0; i < n; i++)
 		h[i] = kv__kd_hash(p[i].rec + KV__REC_HDR, p[i].r.klen);
-	pthread_rwlock_rdlock(&db->klock);
+	kv__rwlock_rd(&db->klock);
 	kv__kd_warm(&db->kd, h, n); /* the table may move: under klock */
 	for (size_t i = 0; i < n; i++) {
 		uint32_t id = kv__kd_find(&db->kd, p[i].rec + KV__REC_HDR,
@@ -508,7 +509,7 @@ static int list_outputs(job *j)
 {
 	int rc = 0;
 
-	pthread_rwlock_wrlock(&j->db->klock);
+	kv__rwlock_wr(&j->db->klock);
 	for (size_t i = 0; i < j->nout && rc == 0; i++)
 		if ((rc = kv__db_add_seg_locked(j->db, j->out[i])) == 0)
 			j->listed = (int)i + 1;
@@ -583,7 +584,7 @@ static void switch_keys(job *j)
 	kv_t *db = j->db;
 
 	for (size_t i = 0; i < j->nmoves;) {
-		pthread_rwlock_wrlock(&db->klock);
+		kv__rwlock_wr(&db->klock);
 		for (size_t n = 0; n < SWITCH_STEP && i < j->nmoves; n++, i++)
 			switch_one(j, &j->moves[i]);
 		pthread_rwlock_unlock(&db->klock);
@@ -625,7 +626,7 @@ static void drop_inputs(job *j)
 {
 	kv_t *db = j->db;
 
-	pthread_rwlock_wrlock(&db->klock);
+	kv__rwlock_wr(&db->klock);
 	if (j->skipped)
 		drop_lost_keys(j);
 	for (size_t i = 0; i < j->nin; i++) {
@@ -683,7 +684,7 @@ static void abandon(job *j)
 	int keep = unlist(j) != 0;
 
 	if (j->listed) {
-		pthread_rwlock_wrlock(&db->klock);
+		kv__rwlock_wr(&db->klock);
 		for (int i = 0; i < j->listed; i++) {
 			db->segs[j->out[i]->slot] = NULL;
 			db->nsegs--;

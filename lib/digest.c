@@ -22,6 +22,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "lock.h"
 #include "db.h"
 #include "error.h"
 #include "le.h"
@@ -103,7 +104,7 @@ static int fill(kv_t *db, const range *r, window *w, uint32_t *next,
 {
 	int rc = 0;
 
-	pthread_rwlock_rdlock(&db->klock);
+	kv__rwlock_rd(&db->klock);
 	for (unsigned seen = 0; *next < db->kd.nids && w->n < WINDOW &&
 	     seen < SCAN_STEP && rc == 0; (*next)++, seen++) {
 		unsigned b = 0;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lock.h"
 #include "db.h"
 #include "error.h"
 #include "read.h"
@@ -52,7 +53,7 @@ static int fill_by_id(kv_t *db, window *w, uint32_t *next, int *more)
 {
 	int rc = 0;
 
-	pthread_rwlock_rdlock(&db->klock);
+	kv__rwlock_rd(&db->klock);
 	for (; *next < db->kd.nids && w->n < WINDOW && rc == 0; (*next)++)
 		if (kv__kd_live(&db->kd, *next))
 			if ((rc = kv__fetch_locked(db, *next, &w->f[w->n])) == 0)
@@ -104,7 +105,7 @@ static int build_order(kv_t *db)
 	int rc = 0;
 
 	pthread_mutex_lock(&db->wlock);
-	pthread_rwlock_wrlock(&db->klock);
+	kv__rwlock_wr(&db->klock);
 	for (uint32_t id = 0; !db->order_built && id < db->kd.nids && !rc; id++)
 		if (kv__kd_live(&db->kd, id))
 			rc = kv__order_insert(&db->order, id,
@@ -157,7 +158,7 @@ static int fill_by_key(kv_t *db, window *w, bounds *b, const void *start,
 	uint32_t id;
 	int rc = 0;
 
-	pthread_rwlock_rdlock(&db->klock);
+	kv__rwlock_rd(&db->klock);
 	if (!db->order_built) {
 		pthread_rwlock_unlock(&db->klock);
 		return 1; /* not built yet, or dropped after ENOMEM: build */

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lock.h"
 #include "commit.h"
 #include "db.h"
 #include "error.h"
@@ -145,7 +146,7 @@ void kv__db_forget(kv_t *db, uint32_t id, const void *key, size_t klen,
 
 int kv__db_add_seg(kv_t *db, kv__seg *s)
 {
-	pthread_rwlock_wrlock(&db->klock);
+	kv__rwlock_wr(&db->klock);
 	int rc = kv__db_add_seg_locked(db, s);
 	pthread_rwlock_unlock(&db->klock);
 	return rc;

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lock.h"
 #include "error.h"
 #include "read.h"
 
@@ -52,7 +53,7 @@ int kv__fetch_key(kv_t *db, const void *key, size_t klen, kv__fetch *f)
 	uint64_t h = kv__kd_hash(key, klen);
 	int rc;
 
-	pthread_rwlock_rdlock(&db->klock);
+	kv__rwlock_rd(&db->klock);
 	uint32_t id = kv__kd_find(&db->kd, key, klen, h);
 	if (id == UINT32_MAX) {
 		pthread_rwlock_unlock(&db->klock);

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lock.h"
 #include "commit.h"
 #include "db.h"
 #include "error.h"
@@ -1081,7 +1082,7 @@ int kv__recover_follow(kv_t *db, kv__seg *s, uint64_t end, int *stopped)
 			rc = KV__STALE; /* not newer than the index */
 			break;
 		}
-		pthread_rwlock_wrlock(&db->klock);
+		kv__rwlock_wr(&db->klock);
 		if ((rc = apply_run(db, &st, s, off, &rn)) == 0) {
 			off += rn.bytes;
 			s->size = off;

@@ -33,6 +33,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "lock.h"
 #include "db.h"
 #include "error.h"
 #include "io.h"
@@ -181,7 +182,7 @@ static int add_fresh(kv_t *db, step *st, int newest, int *rc)
 	kv__seg *s = st->s;
 	int done = 0;
 
-	pthread_rwlock_wrlock(&db->klock);
+	kv__rwlock_wr(&db->klock);
 	if ((*rc = kv__db_add_seg_locked(db, s)) == 0) {
 		st->fresh = 0; /* the table owns it now */
 		done = st->hint && !newest &&
@@ -275,7 +276,7 @@ static int build(kv_t *db, kv_t **sh)
  * reference) until they let go. The old state goes to sh, to be freed. */
 static void swap_in(kv_t *db, kv_t *sh)
 {
-	pthread_rwlock_wrlock(&db->klock);
+	kv__rwlock_wr(&db->klock);
 	SWAP(db->kd, sh->kd);
 	SWAP(db->segs, sh->segs);
 	SWAP(db->nslots, sh->nslots);

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lock.h"
 #include "error.h"
 #include "le.h"
 #include "record.h"
@@ -59,7 +60,7 @@ static int take_log(kv_t *db, logseg **out, size_t *n, uint64_t *bound)
 {
 	pthread_mutex_lock(&db->wlock);
 	int rc = bound_locked(db, bound);
-	pthread_rwlock_rdlock(&db->klock);
+	kv__rwlock_rd(&db->klock);
 	logseg *v = calloc(db->nsegs ? db->nsegs : 1, sizeof *v);
 	*n = 0;
 	for (uint32_t i = 0; v && rc == 0 && i < db->nslots; i++) {
@@ -352,7 +353,7 @@ static int take_snapshot(kv_t *db, snap *sn)
 
 	pthread_mutex_lock(&db->wlock);
 	int rc = bound_locked(db, &bound);
-	pthread_rwlock_rdlock(&db->klock);
+	kv__rwlock_rd(&db->klock);
 	if (rc == 0)
 		rc = take_locked(db, sn);
 	pthread_rwlock_unlock(&db->klock);

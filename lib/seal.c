@@ -14,6 +14,7 @@
 #include <limits.h>
 #include <stdio.h>
 
+#include "lock.h"
 #include "db.h"
 #include "hint.h"
 #include "io.h"
@@ -26,7 +27,7 @@ static kv__seg *next_unhinted(kv_t *db)
 
 	/* wlock: db->active changes under it (rollover). */
 	pthread_mutex_lock(&db->wlock);
-	pthread_rwlock_rdlock(&db->klock);
+	kv__rwlock_rd(&db->klock);
 	for (uint32_t i = 0; i < db->nslots && !found; i++) {
 		kv__seg *s = db->segs[i];
 
@@ -78,7 +79,7 @@ static void hint_one(kv_t *db, kv__seg *s)
 		why = "cannot write it";
 	kv__hint_free(&h);
 	/* Under klock, because kv_stats_segments reads the flags under it. */
-	pthread_rwlock_wrlock(&db->klock);
+	kv__rwlock_wr(&db->klock);
 	s->hint_tried = 1;
 	s->has_hint = !why;
 	pthread_rwlock_unlock(&db->klock);

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lock.h"
 #include "db.h"
 #include "error.h"
 #include "record.h"
@@ -50,7 +51,7 @@ KV_API int kv_stats(kv_t *db, struct kv_stats *out)
 	out->sync_mode = db->opts.sync_mode;
 	/* wlock too: segment sizes and the LSN move under it. */
 	pthread_mutex_lock(&db->wlock);
-	pthread_rwlock_rdlock(&db->klock);
+	kv__rwlock_rd(&db->klock);
 	for (uint32_t i = 0; i < db->nslots; i++) {
 		kv__seg *s = db->segs[i];
 		if (!s)
@@ -114,7 +115,7 @@ KV_API int kv_stats_segments(kv_t *db, kv_segment_stats *arr, size_t cap,
 	if (!db || !n || (!arr && cap))
 		return kv__fail(KV_EINVAL, "kv_stats_segments: NULL argument");
 	pthread_mutex_lock(&db->wlock);
-	pthread_rwlock_rdlock(&db->klock);
+	kv__rwlock_rd(&db->klock);
 	all = calloc(db->nsegs ? db->nsegs : 1, sizeof *all);
 	uint32_t *index = calloc(db->nslots ? db->nslots : 1, sizeof *index);
 	for (uint32_t i = 0; all && index && i < db->nslots; i++) {

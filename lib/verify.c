@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lock.h"
 #include "db.h"
 #include "error.h"
 #include "walk.h"
@@ -36,7 +37,7 @@ static held *snapshot(kv_t *db, size_t *n, uint64_t *total)
 	held *v;
 
 	pthread_mutex_lock(&db->wlock);
-	pthread_rwlock_rdlock(&db->klock);
+	kv__rwlock_rd(&db->klock);
 	v = calloc(db->nsegs ? db->nsegs : 1, sizeof *v);
 	*n = 0;
 	*total = 0;
