@@ -44,8 +44,10 @@ int kv__commit_ready(kv_t *db, kv__seg *s)
 		return kv__seg_set_buffer(s, KV__NONE_BUFFER);
 	/* Only in a segment whose header says so, or a crash would leave
 	 * zeros that the next open takes for a torn write. */
-	if (s->flags & KV__SEG_F_PREALLOC)
+	if (s->flags & KV__SEG_F_PREALLOC) {
 		s->prealloc = KV__PREALLOC;
+		s->prefault = db->opts.sync_mode != KV_SYNC_ALWAYS;
+	}
 	return 0;
 }
 

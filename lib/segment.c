@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "crc.h"
 #include "error.h"
@@ -431,6 +432,21 @@ static void buffer_copy(kv__seg *s, const struct iovec *iov, int cnt)
  * optimisation: on failure (ENOSPC, a file system without fallocate) the
  * append is a write() that grows the file, as before. The allocation
  * stays inside the mapping of the active segment. */
+/* Faults the pages of [from, to) in writable now, so that the puts that
+ * fill them take no page fault: beside a compaction's writeback a put's
+ * first write into a fresh page of the map took 10-20 us (ext4's
+ * page_mkwrite), which made the writer's p99 (kvbench compact: p99 11-21
+ * us during a compaction against 6-8 us without, and 4-8 / 3-4 us with
+ * this). The pages become dirty zeros, written back like any other.
+ * Advice only: an old kernel's EINVAL changes nothing. */
+static void prefault(kv__seg *s, uint64_t from, uint64_t to)
+{
+	uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE);
+	uint64_t start = from - from % pg;
+
+	madvise(s->map + start, (size_t)(to - start), MADV_POPULATE_WRITE);
+}
+
 static int prealloc(kv__seg *s, size_t n)
 {
 	uint64_t need = s->size + n, to = need + s->prealloc;
@@ -445,6 +461,8 @@ static int prealloc(kv__seg *s, size_t n)
 	if (kv__io.fallocate(s->fd, (off_t)from, (off_t)(to - from)) != 0)
 		return 0;
 	s->alloc_end = to;
+	if (s->prefault && s->map && to <= s->map_len)
+		prefault(s, from, to);
 	return 1;
 }
 

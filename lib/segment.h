@@ -38,6 +38,10 @@ typedef struct kv__seg {
 	 * are trimmed when the segment is sealed or the store closed; after
 	 * a crash, recovery cuts them quietly. 0: no preallocation. */
 	uint32_t prealloc;
+	/* Fault preallocated pages in writable when allocating them (not in
+	 * KV_SYNC_ALWAYS: each fdatasync cleans and write-protects the pages
+	 * again, so it would only add the zeros to the next sync). */
+	int prefault;
 	uint64_t alloc_end;
 	_Atomic uint64_t flushed;  /* bytes handed to the kernel */
 	uint64_t live_bytes;       /* record bytes the keydir points at */
