@@ -274,7 +274,8 @@ KV_API int kv_exists(kv_t *db, const void *key, size_t klen);
 /* The key's expiry as Unix time in ms, or 0 if it never expires. */
 KV_API int kv_expiry(kv_t *db, const void *key, size_t klen,
 		     uint64_t *expire_ms);
-/* KV_ENOTFOUND (and nothing written) if the key has no live value. */
+/* KV_ENOTFOUND (and nothing written) if the key has no live value. Does
+ * not read the value it removes, unless the key has an expiry. */
 KV_API int kv_delete(kv_t *db, const void *key, size_t klen);
 
 /* ---- atomic batches ---- */

@@ -228,14 +228,7 @@ static uint64_t sync_target(kv_t *db)
  * when the key has a live value now, and it keeps it until we publish. */
 static int still_live(kv_t *db, const kv__op *op)
 {
-	kv__fetch f;
-	int rc = kv__fetch_key(db, op->key, op->klen, &f);
-
-	if (rc == 0) {
-		rc = kv__fetch_check(db, &f);
-		kv__fetch_release(&f);
-	}
-	return rc;
+	return kv__live_key(db, op->key, op->klen);
 }
 
 /* One commit: the ops, how their records are written, and what follows

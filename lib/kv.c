@@ -542,7 +542,7 @@ KV_API int kv_delete(kv_t *db, const void *key, size_t klen)
 	/* The check without the write lock answers most missing keys
 	 * cheaply; the commit checks again under it, so that of two racing
 	 * deletes of one value only one returns KV_OK (test_linearize). */
-	if (rc || (rc = kv_exists(db, key, klen)) != 0)
+	if (rc || (rc = kv__live_key(db, key, klen)) != 0)
 		return rc;
 	return kv__commit(db, &op, 1);
 }

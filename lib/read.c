@@ -65,6 +65,28 @@ int kv__fetch_key(kv_t *db, const void *key, size_t klen, kv__fetch *f)
 	return rc;
 }
 
+int kv__live_key(kv_t *db, const void *key, size_t klen)
+{
+	uint64_t h = kv__kd_hash(key, klen);
+	kv__fetch f;
+	int rc;
+
+	kv__rwlock_rd(&db->klock);
+	uint32_t id = kv__kd_find(&db->kd, key, klen, h);
+	if (id == UINT32_MAX || !(kv__kent_flags(kv__kd_ent(&db->kd, id)) &
+				  KV__KF_TTL)) {
+		pthread_rwlock_unlock(&db->klock);
+		return id == UINT32_MAX ? KV_ENOTFOUND : KV_OK;
+	}
+	rc = kv__fetch_locked(db, id, &f);
+	pthread_rwlock_unlock(&db->klock);
+	if (rc == 0) {
+		rc = kv__fetch_check(db, &f);
+		kv__fetch_release(&f);
+	}
+	return rc;
+}
+
 static int corrupt(const kv__fetch *f, const char *why)
 {
 	return kv__fail(KV_ECORRUPT, "%s: bad record at offset %" PRIu64

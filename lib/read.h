@@ -30,6 +30,11 @@ typedef struct kv__fetch {
 int kv__fetch_locked(kv_t *db, uint32_t id, kv__fetch *f);
 /* Finds key and fetches it, taking and dropping klock itself. */
 int kv__fetch_key(kv_t *db, const void *key, size_t klen, kv__fetch *f);
+/* KV_OK when key has a live value, from the keydir alone unless its entry
+ * has an expiry, which only the record holds (then fetched and checked).
+ * For deletes: a delete does not need the value it removes, and reading
+ * it cost a record miss and a CRC per call, twice (deleterandom). */
+int kv__live_key(kv_t *db, const void *key, size_t klen);
 /* Without locks: checks header, key and CRC against what the keydir said
  * (KV_ECORRUPT naming file and offset) and the expiry (KV_ENOTFOUND). */
 int kv__fetch_check(kv_t *db, kv__fetch *f);

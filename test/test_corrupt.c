@@ -2005,11 +2005,9 @@ static void test_cut_at_a_record_boundary_of_a_hinted_segment(void **state)
 	tu_rmdir(dir);
 }
 
-/* KNOWN DEFECT, kept as a test of the behaviour a user needs: a sound
- * record of another key with the same lengths at a hinted offset (a
- * misdirected write) is returned as this key's value. Skipped until
- * lib/read.c compares the record's key with the index's; run it with
- * KV_CORRUPT_STRICT=1. */
+/* A sound record of another key with the same lengths at a hinted offset
+ * (a misdirected write) must not be returned as this key's value:
+ * lib/read.c compares the record's key with the index's. */
 static void test_record_of_another_key_at_a_hinted_offset(void **state)
 {
 	char *dir = tu_mkdir();
@@ -2036,12 +2034,80 @@ static void test_record_of_another_key_at_a_hinted_offset(void **state)
 	tu_rmdir(dir);
 }
 
+/* Pokes the first byte of needle in the segments 1..9 of dir. */
+static void poke_found(const char *dir, const char *needle)
+{
+	for (uint64_t seq = 1; seq < 10; seq++) {
+		uint8_t img[4096];
+		int fd = open(tu_seg_path(dir, seq), O_RDONLY);
+		ssize_t got = fd < 0 ? -1 : pread(fd, img, sizeof img, 0);
+
+		if (fd >= 0)
+			close(fd);
+		const uint8_t *at = got > 0 ? memmem(img, (size_t)got, needle,
+						     strlen(needle))
+					    : NULL;
+		if (at) {
+			tu_poke(tu_seg_path(dir, seq), (uint64_t)(at - img),
+				'#');
+			return;
+		}
+	}
+	fail_msg("%s not found in any segment", needle);
+}
+
+/* kv_delete takes liveness from the index and does not read the value it
+ * removes, so a key whose record is damaged can still be deleted, for
+ * good. A key with an expiry is read to learn whether it has expired: a
+ * damaged one is reported, naming the file, and nothing is written. */
+static void test_delete_of_a_key_whose_record_is_damaged(void **state)
+{
+	char *dir = tu_mkdir();
+	kv_options o;
+	kv_t *db;
+	char v[200];
+	size_t n;
+
+	(void)state;
+	make_sealed(dir, &o);
+	tu_poke(tu_seg_path(dir, 1), 32 + 32 + 3 + 100, 'X'); /* s00's value */
+	db = tu_open(dir, &o);
+	assert_int_equal(kv_get_into(db, "s00", 3, v, sizeof v, &n),
+			 KV_ECORRUPT);
+	TU_OK(kv_delete(db, "s00", 3));
+	tu_expect_missing(db, "s00");
+	assert_int_equal(kv_delete(db, "s00", 3), KV_ENOTFOUND);
+	TU_OK(kv_put_ttl(db, "t1", 2, "ttl-value", 9, 3600 * 1000));
+	/* Seal t1's segment, so that the damage is read through its hint
+	 * rather than cut from the tail as a torn write at open. */
+	memset(v, 'w', sizeof v);
+	TU_OK(kv_put(db, "s20", 3, v, sizeof v));
+	TU_OK(kv_put(db, "s21", 3, v, sizeof v));
+	TU_OK(kv_put(db, "s22", 3, v, sizeof v));
+	TU_OK(kv_close(db));
+
+	poke_found(dir, "ttl-value");
+	db = tu_open(dir, &o);
+	assert_int_equal(kv_delete(db, "t1", 2), KV_ECORRUPT);
+	assert_non_null(strstr(kv_errmsg(), ".seg"));
+	assert_int_equal(kv_get_into(db, "t1", 2, v, sizeof v, &n),
+			 KV_ECORRUPT);
+	TU_OK(kv_close(db));
+	db = tu_open(dir, &o); /* the tombstone of s00 held */
+	tu_expect_missing(db, "s00");
+	TU_OK(kv_get_into(db, "s01", 3, v, sizeof v, &n));
+	assert_int_equal(v[0], 'b');
+	kv_close(db);
+	tu_rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_random_damage),
 		cmocka_unit_test(test_cut_at_a_record_boundary_of_a_hinted_segment),
 		cmocka_unit_test(test_record_of_another_key_at_a_hinted_offset),
+		cmocka_unit_test(test_delete_of_a_key_whose_record_is_damaged),
 	};
 
 	tu_tmpdir_in_memory();
