@@ -643,7 +643,8 @@ KV_API int kv_get(kv_t *db, const void *key, size_t klen, void **val,
 		*vlen = 0;
 	if (!val || !vlen)
 		return kv__fail(KV_EINVAL, "kv_get: NULL output pointer");
-	if ((rc = kv_get_view(db, key, klen, copy_value, &c)) != 0)
+	if ((rc = check_db_key(db, key, klen)) != 0 ||
+	    (rc = kv__fetch_copy(db, key, klen, copy_value, &c)) != 0)
 		return rc;
 	*val = c.buf;
 	*vlen = c.len;
@@ -659,7 +660,9 @@ KV_API int kv_get_into(kv_t *db, const void *key, size_t klen, void *buf,
 	if (!vlen || (!buf && cap))
 		return kv__fail(KV_EINVAL, "kv_get_into: NULL pointer");
 	*vlen = 0;
-	rc = kv_get_view(db, key, klen, copy_value, &c);
+	if ((rc = check_db_key(db, key, klen)) != 0)
+		return rc;
+	rc = kv__fetch_copy(db, key, klen, copy_value, &c);
 	if (rc == 0 || rc == KV_ERANGE)
 		*vlen = c.len;
 	return rc;

@@ -18,10 +18,11 @@ static int same_key(kv_t *db, uint32_t id, kv__fetch *f)
 	return 0;
 }
 
-int kv__fetch_locked(kv_t *db, uint32_t id, kv__fetch *f)
+/* Fills f for entry id, with the record's place in the map if it is
+ * mapped; no pin, no copy. */
+static void locate(kv_t *db, uint32_t id, kv__fetch *f)
 {
 	const kv__kent *e = kv__kd_ent(&db->kd, id);
-	uint64_t size;
 
 	memset(f, 0, sizeof *f);
 	f->seg = db->segs[KV__LOC_SLOT(e->loc)];
@@ -29,23 +30,71 @@ int kv__fetch_locked(kv_t *db, uint32_t id, kv__fetch *f)
 	f->klen = kv__kent_klen(e);
 	f->vlen = e->vlen;
 	f->flags = kv__kent_flags(e);
-	size = kv__rec_size(f->klen, f->vlen);
+	f->rec = kv__seg_ptr(f->seg, f->off, kv__rec_size(f->klen, f->vlen));
+}
+
+int kv__fetch_locked(kv_t *db, uint32_t id, kv__fetch *f)
+{
+	locate(db, id, f);
 	atomic_fetch_add(&f->seg->refs, 1);
-	f->rec = kv__seg_ptr(f->seg, f->off, (size_t)size);
 	if (f->rec)
 		return same_key(db, id, f);
 	/* Not mapped (or still in the KV_SYNC_NONE buffer): copy it. */
-	if (!(f->own = malloc((size_t)size))) {
+	size_t size = kv__rec_size(f->klen, f->vlen);
+	if (!(f->own = malloc(size))) {
 		kv__fetch_release(f);
 		return kv__fail(KV_ENOMEM, "out of memory reading a record");
 	}
-	int rc = kv__seg_read(f->seg, f->off, f->own, (size_t)size);
+	int rc = kv__seg_read(f->seg, f->off, f->own, size);
 	if (rc) {
 		kv__fetch_release(f);
 		return rc;
 	}
 	f->rec = f->own;
 	return same_key(db, id, f);
+}
+
+/* Checks a fetched record and calls fn with its plain value. */
+static int call_value(kv_t *db, kv__fetch *f, kv_view_fn fn, void *ctx)
+{
+	const uint8_t *val;
+	size_t vlen;
+	void *tmp = NULL;
+	int rc = kv__fetch_check(db, f);
+
+	if (rc == 0 && (rc = kv__fetch_value(f, &val, &vlen, &tmp)) == 0)
+		rc = fn(ctx, val, vlen);
+	free(tmp);
+	return rc;
+}
+
+int kv__fetch_copy(kv_t *db, const void *key, size_t klen, kv_view_fn fn,
+		   void *ctx)
+{
+	uint64_t h = kv__kd_hash(key, klen);
+	kv__fetch f;
+	int rc;
+
+	kv__rwlock_rd(&db->klock);
+	uint32_t id = kv__kd_find(&db->kd, key, klen, h);
+	if (id == UINT32_MAX) {
+		pthread_rwlock_unlock(&db->klock);
+		return KV_ENOTFOUND;
+	}
+	locate(db, id, &f);
+	if (f.rec) {
+		same_key(db, id, &f);
+		rc = call_value(db, &f, fn, ctx);
+		pthread_rwlock_unlock(&db->klock);
+		return rc;
+	}
+	rc = kv__fetch_locked(db, id, &f);
+	pthread_rwlock_unlock(&db->klock);
+	if (rc == 0) {
+		rc = call_value(db, &f, fn, ctx);
+		kv__fetch_release(&f);
+	}
+	return rc;
 }
 
 int kv__fetch_key(kv_t *db, const void *key, size_t klen, kv__fetch *f)

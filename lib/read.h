@@ -28,6 +28,13 @@ typedef struct kv__fetch {
 /* With klock held (shared): pins the segment of entry id and maps or
  * copies its record. */
 int kv__fetch_locked(kv_t *db, uint32_t id, kv__fetch *f);
+/* For the copying gets (kv_get, kv_get_into): finds key, checks its
+ * record and calls fn with the plain value. A mapped record is handled
+ * under klock (shared) and needs no pin: two readers' increments and
+ * decrements of one segment's reference count passed its cache line
+ * between the cores on every get. fn must not call into the store. */
+int kv__fetch_copy(kv_t *db, const void *key, size_t klen, kv_view_fn fn,
+		   void *ctx);
 /* Finds key and fetches it, taking and dropping klock itself. */
 int kv__fetch_key(kv_t *db, const void *key, size_t klen, kv__fetch *f);
 /* KV_OK when key has a live value, from the keydir alone unless its entry
