@@ -7,8 +7,22 @@
 #include "kv.h"
 #include "le.h"
 
+/* Hands what is held to the sink, keeping the running CRC of it. */
+static void spill(kv__hint_buf *h)
+{
+	if (!h->sink || h->len == 0 || h->failed)
+		return;
+	h->crc = kv__crc32(h->crc, h->data, h->len);
+	if (h->sink(h->sink_ctx, h->data, h->len))
+		h->failed = 1;
+	h->sunk += h->len;
+	h->len = 0;
+}
+
 static uint8_t *room(kv__hint_buf *h, size_t n)
 {
+	if (h->sink && h->len + n > KV__HINT_SPILL)
+		spill(h);
 	if (h->failed)
 		return NULL;
 	if (h->len + n > h->cap) {
@@ -79,8 +93,27 @@ int kv__hint_finish(kv__hint_buf *h, uint64_t seg_size)
 	kv__put64(p + 8, h->count);
 	kv__put64(p + 16, seg_size);
 	kv__put32(p + 24, 0);
-	kv__put32(p + 28, kv__crc32(0, h->data, h->len - 4));
+	/* The trailer is never split from what precedes it in data: room
+	 * spills before taking n bytes, not after. */
+	kv__put32(p + 28, kv__crc32(h->crc, h->data, h->len - 4));
 	return 0;
+}
+
+void kv__hint_stream(kv__hint_buf *h, kv__hint_sink sink, void *ctx)
+{
+	h->sink = sink;
+	h->sink_ctx = ctx;
+}
+
+int kv__hint_drain(kv__hint_buf *h)
+{
+	spill(h);
+	return h->failed ? -1 : 0;
+}
+
+uint64_t kv__hint_bytes(const kv__hint_buf *h)
+{
+	return h->sunk + h->len;
 }
 
 void kv__hint_free(kv__hint_buf *h)

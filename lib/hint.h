@@ -11,15 +11,30 @@
 
 #include "record.h"
 
+/* Takes n bytes of a hint being built; 0, or -1 when they are lost. */
+typedef int (*kv__hint_sink)(void *ctx, const uint8_t *p, size_t n);
+
 typedef struct kv__hint_buf {
 	uint8_t *data;
 	size_t len, cap;
 	uint64_t count;
-	int failed;          /* an allocation failed: do not write this hint */
+	int failed;          /* an allocation or the sink failed: no hint */
+	kv__hint_sink sink;  /* NULL: the whole hint stays in data */
+	void *sink_ctx;
+	uint64_t sunk;       /* bytes handed to the sink so far */
+	uint32_t crc;        /* of those bytes */
 } kv__hint_buf;
 
 /* Starts a hint for segment seq (writes the file header). */
 void kv__hint_begin(kv__hint_buf *h, uint64_t seq);
+/* Hands the hint to sink in pieces as it grows, so that only the last
+ * piece (at most KV__HINT_SPILL bytes) is held in memory; call after
+ * kv__hint_begin. kv__hint_drain hands over the rest after finish. */
+#define KV__HINT_SPILL (256u << 10)
+void kv__hint_stream(kv__hint_buf *h, kv__hint_sink sink, void *ctx);
+int kv__hint_drain(kv__hint_buf *h);
+/* Bytes of the whole hint, streamed or not. */
+uint64_t kv__hint_bytes(const kv__hint_buf *h);
 /* Adds the record r with key, found at off in the segment. */
 void kv__hint_add(kv__hint_buf *h, const kv__rec *r, uint64_t off,
 		  const void *key);

@@ -143,34 +143,77 @@ int kv__io_fsync_dir(const char *dir)
 	return rc;
 }
 
-int kv__io_write_file(const char *path, const void *data, size_t len,
-		      unsigned mode)
+int kv__io_stream_open(kv__io_stream *w, const char *path, unsigned mode)
 {
-	char tmp[PATH_MAX + 8];
-	struct iovec iov = { (void *)data, len };
-	int fd, saved;
+	w->off = 0;
+	snprintf(w->tmp, sizeof w->tmp, "%s.tmp", path);
+	w->fd = kv__io.open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC,
+			    (mode_t)mode);
+	return w->fd < 0 ? -1 : 0;
+}
 
-	snprintf(tmp, sizeof tmp, "%s.tmp", path);
-	fd = kv__io.open(tmp, O_WRONLY | O_CREAT | O_TRUNC, (mode_t)mode);
-	if (fd < 0)
+int kv__io_stream_write(kv__io_stream *w, const void *data, size_t len)
+{
+	struct iovec iov = { (void *)data, len };
+
+	if (w->fd < 0 || kv__io_pwritev_all(w->fd, &iov, 1, w->off))
 		return -1;
-	if (kv__io_pwritev_all(fd, &iov, 1, 0) || kv__io_fsync(fd)) {
+	w->off += len;
+	return 0;
+}
+
+int kv__io_stream_sink(void *w, const uint8_t *data, size_t len)
+{
+	return kv__io_stream_write(w, data, len);
+}
+
+int kv__io_stream_commit(kv__io_stream *w, const char *path)
+{
+	int saved;
+
+	if (w->fd < 0 || kv__io_fsync(w->fd)) {
 		saved = errno;
-		kv__io.close(fd);
-		kv__io.unlink(tmp);
+		kv__io_stream_abort(w);
 		errno = saved;
 		return -1;
 	}
-	kv__io.close(fd);
+	kv__io.close(w->fd);
+	w->fd = -1;
 	KV__KILLPOINT("file.tmp_synced");
-	if (kv__io.rename(tmp, path)) {
+	if (kv__io.rename(w->tmp, path)) {
 		saved = errno;
-		kv__io.unlink(tmp);
+		kv__io.unlink(w->tmp);
 		errno = saved;
 		return -1;
 	}
 	KV__KILLPOINT("file.renamed");
 	return 0;
+}
+
+void kv__io_stream_abort(kv__io_stream *w)
+{
+	int saved = errno;
+
+	if (w->fd >= 0) {
+		kv__io.close(w->fd);
+		w->fd = -1;
+		kv__io.unlink(w->tmp);
+	}
+	errno = saved;
+}
+
+int kv__io_write_file(const char *path, const void *data, size_t len,
+		      unsigned mode)
+{
+	kv__io_stream w;
+
+	if (kv__io_stream_open(&w, path, mode))
+		return -1;
+	if (kv__io_stream_write(&w, data, len)) {
+		kv__io_stream_abort(&w);
+		return -1;
+	}
+	return kv__io_stream_commit(&w, path);
 }
 
 /* Opens path for reading and gets its size, refusing files over max

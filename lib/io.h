@@ -9,6 +9,7 @@
 #ifndef KV_IO_H
 #define KV_IO_H
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -64,6 +65,24 @@ int kv__io_fsync(int fd);
 int kv__io_fdatasync(int fd);
 /* fsync of a directory, so renames and new names in it are durable. */
 int kv__io_fsync_dir(const char *dir);
+/* A file written in steps under "<path>.tmp", then made durable and
+ * renamed to path (as kv__io_write_file does at once), or removed. It
+ * lets a hint of a large segment go to disk as it is built, instead of
+ * whole from memory (a 64 MiB segment of small records has a 25 MB hint;
+ * a compaction held one per output). fd < 0: closed. */
+typedef struct kv__io_stream {
+	int fd;
+	uint64_t off;
+	char tmp[PATH_MAX + 8];
+} kv__io_stream;
+int kv__io_stream_open(kv__io_stream *w, const char *path, unsigned mode);
+int kv__io_stream_write(kv__io_stream *w, const void *data, size_t len);
+/* kv__io_stream_write with the signature of a hint's sink (hint.h). */
+int kv__io_stream_sink(void *w, const uint8_t *data, size_t len);
+/* fsync, close, rename; on failure the temporary file is removed. */
+int kv__io_stream_commit(kv__io_stream *w, const char *path);
+/* Closes and removes the temporary file; nothing once committed. */
+void kv__io_stream_abort(kv__io_stream *w);
 /* Writes a whole small file as "<path>.tmp", fsyncs it and renames it to
  * path (the caller fsyncs the directory). On failure nothing is left. */
 int kv__io_write_file(const char *path, const void *data, size_t len,

@@ -119,10 +119,88 @@ static void test_lying_key_length(void **state)
 	kv__hint_free(&h);
 }
 
+/* A sink that collects what it is handed, and can refuse from a point. */
+struct collect {
+	uint8_t *data;
+	size_t len;
+	size_t calls, fail_at;  /* fail_at: 1-based call to refuse; 0 never */
+};
+
+static int collect_sink(void *ctx, const uint8_t *p, size_t n)
+{
+	struct collect *c = ctx;
+
+	if (++c->calls == c->fail_at)
+		return -1;
+	c->data = realloc(c->data, c->len + n);
+	assert_non_null(c->data);
+	memcpy(c->data + c->len, p, n);
+	c->len += n;
+	return 0;
+}
+
+/* Enough entries to spill several times: 20,000 of 16-byte keys. */
+static uint64_t build_big(kv__hint_buf *h, struct collect *c)
+{
+	uint64_t off = KV__FILE_HDR;
+
+	kv__hint_begin(h, 9);
+	if (c)
+		kv__hint_stream(h, collect_sink, c);
+	for (uint32_t i = 0; i < 20000; i++) {
+		char key[16];
+		kv__rec r = { .type = KV__REC_PUT, .klen = 16,
+			      .vlen = 100 + i % 7, .lsn = 1 + i };
+
+		memset(key, 'k', sizeof key);
+		memcpy(key, &i, sizeof i);
+		kv__hint_add(h, &r, off, key);
+		off += kv__rec_size(r.klen, r.vlen);
+	}
+	if (kv__hint_finish(h, off) == 0 && c)
+		kv__hint_drain(h);
+	return off;
+}
+
+/* A streamed hint is the same file as one built whole, though at most
+ * KV__HINT_SPILL bytes (and one entry) were ever held; a sink that fails
+ * fails the hint, so no partial hint is taken for a whole one. */
+static void test_streamed_hint_is_the_same_file(void **state)
+{
+	kv__hint_buf whole, streamed;
+	struct collect c = { 0 };
+	uint64_t size = build_big(&whole, NULL);
+
+	(void)state;
+	assert_int_equal(build_big(&streamed, &c), size);
+	assert_int_equal(streamed.failed, 0);
+	assert_true(c.calls >= 4);
+	assert_true(streamed.cap <= 2 * KV__HINT_SPILL);
+	assert_int_equal(kv__hint_bytes(&streamed), whole.len);
+	assert_int_equal(c.len, whole.len);
+	assert_memory_equal(c.data, whole.data, whole.len);
+	assert_null(kv__hint_check(c.data, c.len, 9, size));
+	assert_int_equal(kv__hint_count(c.data, c.len), 20000);
+	kv__hint_free(&streamed);
+	free(c.data);
+
+	for (size_t at = 1; at <= 5; at++) {
+		struct collect f = { .fail_at = at };
+
+		build_big(&streamed, &f);
+		assert_int_equal(streamed.failed, 1);
+		assert_int_equal(kv__hint_drain(&streamed), -1);
+		kv__hint_free(&streamed);
+		free(f.data);
+	}
+	kv__hint_free(&whole);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test(test_streamed_hint_is_the_same_file),
 		cmocka_unit_test(test_every_flipped_bit_is_refused),
 		cmocka_unit_test(test_wrong_segment_or_size_or_length),
 		cmocka_unit_test(test_entry_crc),
