@@ -13,7 +13,8 @@
  *
  * A spinning writer is not queued, so glibc's writer preference does not
  * hold readers back while it spins; once it sleeps, preference applies
- * as before.
+ * as before. On one CPU a spin cannot end early (the holder is not
+ * running): it only delays the sleep by the bound.
  */
 #ifndef KV_LOCK_H
 #define KV_LOCK_H
@@ -34,24 +35,27 @@ static inline void kv__cpu_relax(void)
 #endif
 }
 
-static inline void kv__rwlock_rd(pthread_rwlock_t *l)
+/* Tries try_fn up to KV__SPIN_TRIES times, then sleeps in take_fn. */
+static inline void kv__rwlock_spin(pthread_rwlock_t *l,
+				   int (*try_fn)(pthread_rwlock_t *),
+				   int (*take_fn)(pthread_rwlock_t *))
 {
 	for (int i = 0; i < KV__SPIN_TRIES; i++) {
-		if (pthread_rwlock_tryrdlock(l) == 0)
+		if (try_fn(l) == 0)
 			return;
 		kv__cpu_relax();
 	}
-	pthread_rwlock_rdlock(l);
+	take_fn(l);
+}
+
+static inline void kv__rwlock_rd(pthread_rwlock_t *l)
+{
+	kv__rwlock_spin(l, pthread_rwlock_tryrdlock, pthread_rwlock_rdlock);
 }
 
 static inline void kv__rwlock_wr(pthread_rwlock_t *l)
 {
-	for (int i = 0; i < KV__SPIN_TRIES; i++) {
-		if (pthread_rwlock_trywrlock(l) == 0)
-			return;
-		kv__cpu_relax();
-	}
-	pthread_rwlock_wrlock(l);
+	kv__rwlock_spin(l, pthread_rwlock_trywrlock, pthread_rwlock_wrlock);
 }
 
 #endif
