@@ -480,15 +480,11 @@ int kr_follower(const struct kr_config *c)
 		code = KR_EXIT_OK;
 		announce(&f, kr_now_ms());
 		while (!kr_stop) {
-			zmq_pollitem_t it = { f.sock, 0, ZMQ_POLLIN, 0 };
-			uint64_t now = kr_now_ms();
-			if (zmq_poll(&it, 1, wait_ms(&f, now)) < 0 &&
-			    errno != EINTR) {
-				kr_say(c, "zmq_poll: %s", zmq_strerror(errno));
+			if (kr_wait_in(c, f.sock, wait_ms(&f, kr_now_ms()))) {
 				code = KR_EXIT_FAIL;
 				break;
 			}
-			now = kr_now_ms();
+			uint64_t now = kr_now_ms();
 			if (receive(&f, now) || tick(&f, now)) {
 				code = KR_EXIT_FAIL;
 				break;

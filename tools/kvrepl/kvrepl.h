@@ -35,6 +35,9 @@ extern volatile sig_atomic_t kr_stop;
 
 uint64_t kr_now_ms(void);        /* CLOCK_MONOTONIC */
 uint64_t kr_realtime_ns(void);   /* CLOCK_REALTIME, for traces */
+/* Waits up to ms for sock to have a message (a signal ends the wait
+ * early); -1, said, when polling fails. */
+int kr_wait_in(const struct kr_config *c, void *sock, long ms);
 
 /* "kvrepl: ROLE: ..." on stderr. */
 __attribute__((format(printf, 2, 3)))

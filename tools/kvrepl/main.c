@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <zmq.h>
 
 #include "kvrepl.h"
 
@@ -22,6 +23,17 @@ uint64_t kr_now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int kr_wait_in(const struct kr_config *c, void *sock, long ms)
+{
+	zmq_pollitem_t it = { sock, 0, ZMQ_POLLIN, 0 };
+
+	if (zmq_poll(&it, 1, ms) < 0 && errno != EINTR) {
+		kr_say(c, "zmq_poll: %s", zmq_strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 uint64_t kr_realtime_ns(void)

@@ -497,15 +497,11 @@ int kr_primary(const struct kr_config *c)
 	if (open_view(&p) == 0 && setup(&p) == 0) {
 		status_code = KR_EXIT_OK;
 		while (!kr_stop) {
-			zmq_pollitem_t it = { p.sock, 0, ZMQ_POLLIN, 0 };
-			uint64_t now = kr_now_ms();
-			if (zmq_poll(&it, 1, wait_ms(&p, now)) < 0 &&
-			    errno != EINTR) {
-				kr_say(c, "zmq_poll: %s", zmq_strerror(errno));
+			if (kr_wait_in(c, p.sock, wait_ms(&p, kr_now_ms()))) {
 				status_code = KR_EXIT_FAIL;
 				break;
 			}
-			now = kr_now_ms();
+			uint64_t now = kr_now_ms();
 			receive(&p, now);
 			tick(&p, now);
 		}
