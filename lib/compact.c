@@ -56,8 +56,9 @@ typedef struct move {
 } move;
 
 /* An output's hint, written to "<seq>.hint.tmp" as it is built and
- * renamed once its segment is published: held whole in memory, the hints
- * of a 1 GiB compaction of small records came to ~380 MB. */
+ * renamed once its segment is published: held whole in memory until
+ * then, every output's hint stayed in the heap, 56 bytes per 148-byte
+ * record (38% of the output's size). */
 typedef struct out_hint {
 	kv__hint_buf b;
 	kv__io_stream w;
