@@ -68,6 +68,19 @@ static int call_value(kv_t *db, kv__fetch *f, kv_view_fn fn, void *ctx)
 	return rc;
 }
 
+/* Whether a located record may be checked and copied under klock: mapped,
+ * small and stored plain, so that a writer waiting for the lock waits for
+ * a copy of at most COPY_LOCKED_MAX bytes, never for an inflate. */
+#define COPY_LOCKED_MAX 4096u
+
+static int copy_locked(const kv__fetch *f)
+{
+	kv__rec r;
+
+	return f->rec && kv__rec_size(f->klen, f->vlen) <= COPY_LOCKED_MAX &&
+	       kv__rec_decode(f->rec, &r) == NULL && !(r.flags & KV__RF_ZLIB);
+}
+
 int kv__fetch_copy(kv_t *db, const void *key, size_t klen, kv_view_fn fn,
 		   void *ctx)
 {
@@ -82,7 +95,7 @@ int kv__fetch_copy(kv_t *db, const void *key, size_t klen, kv_view_fn fn,
 		return KV_ENOTFOUND;
 	}
 	locate(db, id, &f);
-	if (f.rec) {
+	if (copy_locked(&f)) {
 		same_key(db, id, &f);
 		rc = call_value(db, &f, fn, ctx);
 		pthread_rwlock_unlock(&db->klock);

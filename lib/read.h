@@ -3,7 +3,9 @@
  *
  * A read holds the keydir lock (shared) only to find the entry and pin its
  * segment; the CRC check and the copy happen after the lock is dropped, so
- * writers publishing a put wait for lookups, never for copies.
+ * writers publishing a put wait for lookups, not for long copies. The one
+ * exception is kv__fetch_copy's: a mapped, plain record of at most 4 KiB
+ * is checked and copied under the lock, which spares the pin.
  */
 #ifndef KV_READ_H
 #define KV_READ_H
@@ -29,10 +31,11 @@ typedef struct kv__fetch {
  * copies its record. */
 int kv__fetch_locked(kv_t *db, uint32_t id, kv__fetch *f);
 /* For the copying gets (kv_get, kv_get_into): finds key, checks its
- * record and calls fn with the plain value. A mapped record is handled
- * under klock (shared) and needs no pin: two readers' increments and
- * decrements of one segment's reference count passed its cache line
- * between the cores on every get. fn must not call into the store. */
+ * record and calls fn with the plain value. A mapped, uncompressed record
+ * of at most 4 KiB is handled under klock (shared) and needs no pin: two
+ * readers' increments and decrements of one segment's reference count
+ * passed its cache line between the cores on every get. fn must not call
+ * into the store. */
 int kv__fetch_copy(kv_t *db, const void *key, size_t klen, kv_view_fn fn,
 		   void *ctx);
 /* Finds key and fetches it, taking and dropping klock itself. */
