@@ -639,14 +639,17 @@ static void switch_keys(job *j)
 	kv_t *db = j->db;
 
 	for (size_t i = 0; i < j->nmoves;) {
+		size_t end = j->nmoves - i > SWITCH_STEP ? i + SWITCH_STEP
+							 : j->nmoves;
+
 		kv__rwlock_wr(&db->klock);
 		/* Each move's entry is a cache miss: overlapped, not in turn
 		 * (switch_one checks the id again). */
-		for (size_t k = i; k < j->nmoves && k < i + SWITCH_STEP; k++)
+		for (size_t k = i; k < end; k++)
 			if (j->moves[k].id < db->kd.nids)
 				__builtin_prefetch(kv__kd_ent(&db->kd,
 							      j->moves[k].id));
-		for (size_t n = 0; n < SWITCH_STEP && i < j->nmoves; n++, i++)
+		for (; i < end; i++)
 			switch_one(j, &j->moves[i]);
 		pthread_rwlock_unlock(&db->klock);
 		KV__KILLPOINT("compact.switch_step");

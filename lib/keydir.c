@@ -105,10 +105,16 @@ static uint64_t bloom_mix(uint32_t h)
 	return m ^ (m >> 33);
 }
 
+/* The filter block that mixed bits m choose. */
+static uint64_t *bloom_block(const kv__keydir *kd, uint64_t m)
+{
+	return kd->bloom + ((m >> 32) & (kd->nblocks - 1)) * BLOOM_WORDS;
+}
+
 static void bloom_add(kv__keydir *kd, uint32_t h)
 {
 	uint64_t m = bloom_mix(h);
-	uint64_t *b = kd->bloom + ((m >> 32) & (kd->nblocks - 1)) * BLOOM_WORDS;
+	uint64_t *b = bloom_block(kd, m);
 
 	for (int i = 0; i < BLOOM_BITS; i++, m >>= 9)
 		b[(m >> 6) & 7] |= UINT64_C(1) << (m & 63);
@@ -118,8 +124,7 @@ static void bloom_add(kv__keydir *kd, uint32_t h)
 static int bloom_may_have(const kv__keydir *kd, uint32_t h)
 {
 	uint64_t m = bloom_mix(h);
-	const uint64_t *b =
-		kd->bloom + ((m >> 32) & (kd->nblocks - 1)) * BLOOM_WORDS;
+	const uint64_t *b = bloom_block(kd, m);
 
 	for (int i = 0; i < BLOOM_BITS; i++, m >>= 9)
 		if (!(b[(m >> 6) & 7] & (UINT64_C(1) << (m & 63))))
@@ -203,11 +208,8 @@ static const kv__kslot *tag_match(const kv__keydir *kd, uint32_t h)
 
 void kv__kd_warm(const kv__keydir *kd, const uint64_t *hashes, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		uint64_t m = bloom_mix(h32_of(hashes[i]));
-		__builtin_prefetch(kd->bloom + ((m >> 32) & (kd->nblocks - 1)) *
-						     BLOOM_WORDS);
-	}
+	for (size_t i = 0; i < n; i++)
+		__builtin_prefetch(bloom_block(kd, bloom_mix(h32_of(hashes[i]))));
 	for (size_t i = 0; i < n; i++)
 		if (bloom_may_have(kd, h32_of(hashes[i])))
 			kv__kd_prefetch(kd, hashes[i]);
@@ -243,9 +245,10 @@ static void place(kv__keydir *kd, uint32_t id, uint32_t h)
 }
 
 /* Rebuilds the table at a size fit for `need` live keys, which also clears
- * the deleted markers and the filter bits of removed keys. The slots' own hash bits place them: no key is read,
- * so growing a table of 1M keys streams 16 MB instead of taking a cache
- * miss per key in the arena (that was a fifth of a 1M-key open). */
+ * the deleted markers and the filter bits of removed keys. The slots' own
+ * hash bits place them: no key is read, so growing a table of 1M keys
+ * streams 16 MB instead of taking a cache miss per key in the arena (that
+ * was a fifth of a 1M-key open). */
 static int rehash(kv__keydir *kd, uint64_t need)
 {
 	kv__keydir old = *kd;

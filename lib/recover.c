@@ -461,13 +461,13 @@ static int queue_run(kv_t *db, rstate *st, kv__seg *s, uint64_t off,
 		pending_rec *q = &st->q[st->nq++];
 
 		kv__rec_decode(p, &q->r);
+		uint64_t size = kv__rec_size(q->r.klen, q->r.vlen);
 		q->off = off;
 		q->key = p + KV__REC_HDR;
 		q->h = kv__kd_hash(q->key, q->r.klen);
 		kv__kd_prefetch(&db->kd, q->h);
 		if (st->nq == APPLY_GROUP && (rc = flush_group(db, st, s)))
 			return rc;
-		uint64_t size = kv__rec_size(q->r.klen, q->r.vlen);
 		p += size;
 		off += size;
 	}
@@ -782,7 +782,6 @@ static const char *check_entries(const uint8_t *img, size_t len,
  * group and prefetching each key's table slot: the slots of a big table
  * are cache misses, and this overlaps them instead of taking them one
  * after another. */
-
 static int apply_hint(kv_t *db, rstate *st, kv__seg *s, const uint8_t *img,
 		      size_t len)
 {

@@ -422,6 +422,21 @@ static void buffer_copy(kv__seg *s, const struct iovec *iov, int cnt)
 	pthread_mutex_unlock(&s->buf_lock);
 }
 
+/* Faults the pages of [from, to) in writable now, so that the puts that
+ * fill them take no page fault: beside a compaction's writeback a put's
+ * first write into a fresh page of the map took 10-20 us (ext4's
+ * page_mkwrite), which made the writer's p99 (kvbench compact: p99 11-21
+ * us during a compaction against 6-8 us without, and 4-9 / 3-4 us with
+ * this, 6 runs). The pages become dirty zeros, written back like any other.
+ * Advice only: an old kernel's EINVAL changes nothing. */
+static void prefault(kv__seg *s, uint64_t from, uint64_t to)
+{
+	uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE);
+	uint64_t start = from - from % pg;
+
+	madvise(s->map + start, (size_t)(to - start), MADV_POPULATE_WRITE);
+}
+
 /* Allocates the file ahead of an append of n bytes; 1 when the bytes
  * [size, size + n) are allocated. Two gains: an fdatasync after writing
  * inside the file's size need not journal a size change (on ext4 here
@@ -432,21 +447,6 @@ static void buffer_copy(kv__seg *s, const struct iovec *iov, int cnt)
  * optimisation: on failure (ENOSPC, a file system without fallocate) the
  * append is a write() that grows the file, as before. The allocation
  * stays inside the mapping of the active segment. */
-/* Faults the pages of [from, to) in writable now, so that the puts that
- * fill them take no page fault: beside a compaction's writeback a put's
- * first write into a fresh page of the map took 10-20 us (ext4's
- * page_mkwrite), which made the writer's p99 (kvbench compact: p99 11-21
- * us during a compaction against 6-8 us without, and 4-8 / 3-4 us with
- * this). The pages become dirty zeros, written back like any other.
- * Advice only: an old kernel's EINVAL changes nothing. */
-static void prefault(kv__seg *s, uint64_t from, uint64_t to)
-{
-	uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE);
-	uint64_t start = from - from % pg;
-
-	madvise(s->map + start, (size_t)(to - start), MADV_POPULATE_WRITE);
-}
-
 static int prealloc(kv__seg *s, size_t n)
 {
 	uint64_t need = s->size + n, to = need + s->prealloc;
