@@ -9,6 +9,7 @@
 #include "error.h"
 #include "record.h"
 #include "repl.h"
+#include "writeback.h"
 
 int kv__prepare_value(kv_t *db, kv__op *op, void **owned)
 {
@@ -47,6 +48,7 @@ int kv__commit_ready(kv_t *db, kv__seg *s)
 	if (s->flags & KV__SEG_F_PREALLOC) {
 		s->prealloc = KV__PREALLOC;
 		s->prefault = db->opts.sync_mode != KV_SYNC_ALWAYS;
+		s->wb_ahead = s->prefault;
 	}
 	return 0;
 }
@@ -289,6 +291,9 @@ static int write_run(kv_t *db, commit *c)
 			    &broken);
 	if (rc && broken)
 		atomic_store(&db->poisoned, 1);
+	uint64_t off, len;
+	if (rc == 0 && kv__seg_finished(db->active, &off, &len))
+		kv__wb_start(db, db->active, off, len);
 	return rc;
 }
 

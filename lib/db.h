@@ -11,6 +11,8 @@
  *   sync.mu      group-commit state (taken with no other lock held, except
  *                by a writer under wlock that bumps `synced` after a seal).
  *   compact.mu   the compaction thread's wake-up state (leaf lock).
+ *   wb.mu        the write-back thread's request (leaf lock, taken under
+ *                wlock by the writer that queues one).
  *   repl.mu      the replication hook queue (leaf lock: taken under wlock
  *                to queue a commit, and by compaction choosing segments).
  * repl.apply serialises kv_repl_apply and the snapshot calls of a replica;
@@ -90,6 +92,17 @@ typedef struct kv__compact {
 	uint64_t freed;        /* disk bytes they reclaimed */
 } kv__compact;
 
+/* writeback.c: one request waiting for the write-back thread. */
+typedef struct kv__wb {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t thread;
+	int thread_on;
+	int stop;
+	kv__seg *seg;          /* with a reference; NULL: nothing waits */
+	uint64_t off, len;
+} kv__wb;
+
 struct kv {
 	char *dir;
 	kv_options opts;
@@ -113,6 +126,7 @@ struct kv {
 	uint64_t appended;       /* store-wide bytes appended (positions) */
 	kv__sync sync;
 	kv__compact compact;
+	kv__wb wb;
 	kv__repl repl;
 	_Atomic int poisoned;    /* a failed fsync: writes fail until reopen */
 

@@ -22,6 +22,11 @@ static int sys_fallocate(int fd, off_t off, off_t len)
 	return fallocate(fd, 0, off, len);
 }
 
+static int sys_writeback(int fd, off_t off, off_t len)
+{
+	return sync_file_range(fd, off, len, SYNC_FILE_RANGE_WRITE);
+}
+
 static int sys_fstat_size(int fd, uint64_t *size)
 {
 	struct stat st;
@@ -47,6 +52,7 @@ static int sys_fstat_size(int fd, uint64_t *size)
 	.munmap = munmap,                \
 	.fstat_size = sys_fstat_size,    \
 	.fallocate = sys_fallocate,      \
+	.writeback = sys_writeback,      \
 	.map_appends = 1,                \
 }
 

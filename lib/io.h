@@ -31,6 +31,9 @@ typedef struct kv__io_ops {
 	int (*fstat_size)(int fd, uint64_t *size);
 	/* Allocates [off, off + len), extending the file with zeros. */
 	int (*fallocate)(int fd, off_t off, off_t len);
+	/* Starts write-back of [off, off + len) and returns; advice only,
+	 * it makes nothing durable (sync_file_range, SYNC_FILE_RANGE_WRITE). */
+	int (*writeback)(int fd, off_t off, off_t len);
 	/* 1: appends may copy into a writable map of preallocated space
 	 * instead of calling pwritev. Tests that watch or fail writes
 	 * through pwritev set it to 0. */

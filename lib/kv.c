@@ -21,6 +21,7 @@
 #include "read.h"
 #include "record.h"
 #include "repl.h"
+#include "writeback.h"
 
 #define KNOWN_FLAGS (KV_CREATE | KV_RDONLY | KV_EXCL | KV_SALVAGE | \
 		     KV_COMPRESS | KV_UNORDERED | KV_NO_AUTO_COMPACT | \
@@ -303,6 +304,8 @@ static void destroy(kv_t *db)
 	pthread_mutex_destroy(&db->compact.run);
 	pthread_mutex_destroy(&db->compact.mu);
 	pthread_cond_destroy(&db->compact.cv);
+	pthread_mutex_destroy(&db->wb.mu);
+	pthread_cond_destroy(&db->wb.cv);
 	kv__repl_destroy(db);
 	free(db->dir);
 	free(db);
@@ -327,6 +330,8 @@ static kv_t *db_new(const char *dir, const kv_options *opts)
 	pthread_mutex_init(&db->compact.run, NULL);
 	pthread_mutex_init(&db->compact.mu, NULL);
 	pthread_cond_init(&db->compact.cv, NULL);
+	pthread_mutex_init(&db->wb.mu, NULL);
+	pthread_cond_init(&db->wb.cv, NULL);
 	/* glibc's default rwlock lets a stream of readers starve the writer
 	 * that publishes a put; prefer the writer. Safe because no path takes
 	 * the lock shared twice in one thread. */
@@ -434,6 +439,7 @@ KV_API int kv_close(kv_t *db)
 		return kv__fail(KV_EBUSY, "kv_close: called from inside this "
 				"store's replication hook");
 	kv__compact_stop(db);
+	kv__wb_stop(db);
 	kv__seal_hints(db);
 	if (db->active && atomic_load(&db->poisoned)) {
 		rc = kv__fail(KV_EIO, "%s: closed after an earlier write or "

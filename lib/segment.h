@@ -43,6 +43,11 @@ typedef struct kv__seg {
 	 * again, so it would only add the zeros to the next sync). */
 	int prefault;
 	uint64_t alloc_end;
+	/* Write-back ahead (writeback.h): finished stretches below wb_done
+	 * were handed over. Set where prefault is: in KV_SYNC_ALWAYS each
+	 * put's fdatasync writes its own pages, so none wait for the seal. */
+	int wb_ahead;
+	uint64_t wb_done;
 	_Atomic uint64_t flushed;  /* bytes handed to the kernel */
 	uint64_t live_bytes;       /* record bytes the keydir points at */
 	uint64_t dead_bytes;       /* tombstones included */
@@ -103,6 +108,12 @@ const uint8_t *kv__seg_ptr(kv__seg *s, uint64_t off, size_t n);
  * KV_EIO with *broken set: the caller must stop writing to this segment. */
 int kv__seg_append(kv__seg *s, struct iovec *iov, int cnt, size_t n,
 		   int *broken);
+/* Write-back ahead: 1 when appends have finished another stretch of
+ * KV__WB_STEP bytes (or more) since the last call; then [*off, *off +
+ * *len) is that stretch, already unmapped from the writer's page table
+ * (writeback.h says why), for kv__wb_start. */
+#define KV__WB_STEP (8u << 20)
+int kv__seg_finished(kv__seg *s, uint64_t *off, uint64_t *len);
 /* Hands buffered bytes to the kernel. */
 int kv__seg_flush(kv__seg *s);
 /* Gives the segment a KV_SYNC_NONE buffer of cap bytes. */
