@@ -128,11 +128,8 @@ static int publish_put(kv_t *db, const kv__op *op, uint64_t loc)
 
 	s->live_bytes += kv__rec_size(op->klen, op->vlen);
 	if (id != UINT32_MAX) {
-		kv__kent *e = kv__kd_ent(&db->kd, id);
-		kv__db_retire(db, e);
-		e->loc = loc;
-		e->vlen = op->vlen;
-		kv__kd_set_flags(&db->kd, id, flags);
+		kv__db_retire(db, kv__kd_ent(&db->kd, id));
+		kv__kd_update(&db->kd, id, loc, op->vlen, flags);
 		return 0;
 	}
 	if (kv__kd_insert(&db->kd, op->key, op->klen, h, loc, op->vlen, flags,

@@ -127,7 +127,7 @@ int kv__db_add_seg_locked(kv_t *db, kv__seg *s)
 void kv__db_retire(kv_t *db, const kv__kent *e)
 {
 	kv__seg *s = db->segs[KV__LOC_SLOT(e->loc)];
-	uint64_t size = kv__rec_size(kv__kent_klen(e), e->vlen);
+	uint64_t size = kv__rec_size(kv__kent_klen(e), kv__kent_vlen(e));
 
 	if (kv__kent_flags(e) & KV__KF_DEAD)
 		return;

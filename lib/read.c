@@ -28,7 +28,7 @@ static void locate(kv_t *db, uint32_t id, kv__fetch *f)
 	f->seg = db->segs[KV__LOC_SLOT(e->loc)];
 	f->off = KV__LOC_OFF(e->loc);
 	f->klen = kv__kent_klen(e);
-	f->vlen = e->vlen;
+	f->vlen = kv__kent_vlen(e);
 	f->flags = kv__kent_flags(e);
 	f->rec = kv__seg_ptr(f->seg, f->off, kv__rec_size(f->klen, f->vlen));
 }

@@ -340,9 +340,8 @@ static int apply_newest(kv_t *db, kv__seg *s, uint64_t off, const kv__rec *r,
 	}
 	s->live_bytes += size;
 	if (e) {
-		e->loc = KV__LOC(s->slot, off);
-		e->vlen = r->vlen;
-		kv__kd_set_flags(&db->kd, id, flags);
+		kv__kd_update(&db->kd, id, KV__LOC(s->slot, off), r->vlen,
+			      flags);
 		return 0;
 	}
 	if (kv__kd_insert(&db->kd, key, r->klen, h, KV__LOC(s->slot, off),
@@ -379,11 +378,9 @@ static int apply_hashed(kv_t *db, rstate *st, kv__seg *s, uint64_t off,
 		return 0;
 	}
 	if (id != UINT32_MAX) {
-		kv__kent *e = kv__kd_ent(&db->kd, id);
-		kv__db_retire(db, e);
-		e->loc = KV__LOC(s->slot, off);
-		e->vlen = r->vlen;
-		kv__kd_set_flags(&db->kd, id, flags);
+		kv__db_retire(db, kv__kd_ent(&db->kd, id));
+		kv__kd_update(&db->kd, id, KV__LOC(s->slot, off), r->vlen,
+			      flags);
 	} else if (kv__kd_insert(&db->kd, key, r->klen, h,
 				 KV__LOC(s->slot, off), r->vlen, flags, &id) ||
 		   grow_lsns(st, id)) {

@@ -27,7 +27,7 @@ static void each_expired(kv_t *db, void (*fn)(void *ctx, uint32_t slot,
 		    kv__rec_decode(h, &r) || r.expire_ms > now)
 			continue;
 		fn(ctx, KV__LOC_SLOT(e->loc),
-		   kv__rec_size(kv__kent_klen(e), e->vlen));
+		   kv__rec_size(kv__kent_klen(e), kv__kent_vlen(e)));
 	}
 }
 

@@ -118,7 +118,7 @@ static void check_key(const kv__keydir *kd, const mkey *k)
 	assert_int_equal(kv__kent_klen(e), k->len);
 	assert_int_equal(kv__kent_flags(e), k->flags);
 	assert_true(e->loc == k->loc);
-	assert_int_equal(e->vlen, k->vlen);
+	assert_int_equal(kv__kent_vlen(e), k->vlen);
 	assert_memory_equal(kv__kd_key(kd, id), k->bytes, k->len);
 	assert_int_equal(kv__kd_cmp(kd, id, k->bytes, k->len), 0);
 }
@@ -211,11 +211,9 @@ static void test_random_ops_match_model(void **state)
 			do_remove(&kd, &m, k);
 		} else if (r < 75) {
 			/* Update in place, as a put over a live key does. */
-			kv__kent *e = kv__kd_ent(&kd, k->id);
 			k->loc = rand_loc(&s);
 			k->vlen = (uint32_t)tu_rand(&s);
-			e->loc = k->loc;
-			e->vlen = k->vlen;
+			kv__kd_update(&kd, k->id, k->loc, k->vlen, k->flags);
 			check_key(&kd, k);
 		} else if (r < 90) {
 			k->flags = (uint32_t)(tu_rand(&s) % 256);
