@@ -161,7 +161,7 @@ static int publish(kv_t *db, const kv__op *ops, size_t n, uint32_t slot,
 {
 	int rc = 0;
 
-	kv__rwlock_wr(&db->klock);
+	kv__klock_wr(&db->klock);
 	for (size_t i = 0; i < n; i++) {
 		uint64_t loc = KV__LOC(slot, off);
 
@@ -171,7 +171,7 @@ static int publish(kv_t *db, const kv__op *ops, size_t n, uint32_t slot,
 			publish_del(db, &ops[i], loc);
 		off += kv__rec_size(ops[i].klen, ops[i].vlen);
 	}
-	pthread_rwlock_unlock(&db->klock);
+	kv__klock_unlock(&db->klock);
 	if (rc == 0)
 		return 0;
 	/* The records are in the log but not in the index: reads would miss

@@ -199,11 +199,11 @@ static int choose(job *j)
 	int rc;
 
 	pthread_mutex_lock(&db->wlock);
-	kv__rwlock_rd(&db->klock);
+	kv__klock_rd(&db->klock);
 	rc = choose_locked(j);
 	if (rc == 0)
 		j->floor = floor_locked(j);
-	pthread_rwlock_unlock(&db->klock);
+	kv__klock_unlock(&db->klock);
 	pthread_mutex_unlock(&db->wlock);
 	return rc;
 }
@@ -378,7 +378,7 @@ static void check_live(kv_t *db, const kv__seg *s, pending *p, size_t n)
 
 	for (size_t i = 0; i < n; i++)
 		h[i] = kv__kd_hash(p[i].rec + KV__REC_HDR, p[i].r.klen);
-	kv__rwlock_rd(&db->klock);
+	kv__klock_rd(&db->klock);
 	kv__kd_warm(&db->kd, h, n); /* the table may move: under klock */
 	for (size_t i = 0; i < n; i++) {
 		uint32_t id = kv__kd_find(&db->kd, p[i].rec + KV__REC_HDR,
@@ -389,7 +389,7 @@ static void check_live(kv_t *db, const kv__seg *s, pending *p, size_t n)
 		p[i].id = id != UINT32_MAX &&
 			  kv__kd_ent(&db->kd, id)->loc == loc ? id : UINT32_MAX;
 	}
-	pthread_rwlock_unlock(&db->klock);
+	kv__klock_unlock(&db->klock);
 }
 
 /* A tombstone of record r, with r's LSN. */
@@ -564,11 +564,11 @@ static int list_outputs(job *j)
 {
 	int rc = 0;
 
-	kv__rwlock_wr(&j->db->klock);
+	kv__klock_wr(&j->db->klock);
 	for (size_t i = 0; i < j->nout && rc == 0; i++)
 		if ((rc = kv__db_add_seg_locked(j->db, j->out[i])) == 0)
 			j->listed = (int)i + 1;
-	pthread_rwlock_unlock(&j->db->klock);
+	kv__klock_unlock(&j->db->klock);
 	return rc;
 }
 
@@ -642,7 +642,7 @@ static void switch_keys(job *j)
 		size_t end = j->nmoves - i > SWITCH_STEP ? i + SWITCH_STEP
 							 : j->nmoves;
 
-		kv__rwlock_wr(&db->klock);
+		kv__klock_wr(&db->klock);
 		/* Each move's entry is a cache miss: overlapped, not in turn
 		 * (switch_one checks the id again). */
 		for (size_t k = i; k < end; k++)
@@ -651,7 +651,7 @@ static void switch_keys(job *j)
 							      j->moves[k].id));
 		for (; i < end; i++)
 			switch_one(j, &j->moves[i]);
-		pthread_rwlock_unlock(&db->klock);
+		kv__klock_unlock(&db->klock);
 		KV__KILLPOINT("compact.switch_step");
 	}
 }
@@ -690,14 +690,14 @@ static void drop_inputs(job *j)
 {
 	kv_t *db = j->db;
 
-	kv__rwlock_wr(&db->klock);
+	kv__klock_wr(&db->klock);
 	if (j->skipped)
 		drop_lost_keys(j);
 	for (size_t i = 0; i < j->nin; i++) {
 		db->segs[j->in[i]->slot] = NULL;
 		db->nsegs--;
 	}
-	pthread_rwlock_unlock(&db->klock);
+	kv__klock_unlock(&db->klock);
 	KV__KILLPOINT("compact.inputs_dropped");
 	int left = 0;
 	for (size_t i = 0; i < j->nin; i++) {
@@ -748,12 +748,12 @@ static void abandon(job *j)
 	int keep = unlist(j) != 0;
 
 	if (j->listed) {
-		kv__rwlock_wr(&db->klock);
+		kv__klock_wr(&db->klock);
 		for (int i = 0; i < j->listed; i++) {
 			db->segs[j->out[i]->slot] = NULL;
 			db->nsegs--;
 		}
-		pthread_rwlock_unlock(&db->klock);
+		kv__klock_unlock(&db->klock);
 	}
 	for (size_t i = 0; i < j->nout; i++) {
 		if (!keep)

@@ -32,6 +32,7 @@
 #include <time.h>
 
 #include "keydir.h"
+#include "lock.h"
 #include "kv.h"
 #include "order.h"
 #include "segment.h"
@@ -110,7 +111,7 @@ struct kv {
 	int lock_fd;
 
 	pthread_mutex_t wlock;
-	pthread_rwlock_t klock;
+	kv__klock klock;
 
 	kv__keydir kd;
 	kv__order order;

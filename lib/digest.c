@@ -104,7 +104,7 @@ static int fill(kv_t *db, const range *r, window *w, uint32_t *next,
 {
 	int rc = 0;
 
-	kv__rwlock_rd(&db->klock);
+	kv__klock_rd(&db->klock);
 	for (unsigned seen = 0; *next < db->kd.nids && w->n < WINDOW &&
 	     seen < SCAN_STEP && rc == 0; (*next)++, seen++) {
 		unsigned b = 0;
@@ -121,7 +121,7 @@ static int fill(kv_t *db, const range *r, window *w, uint32_t *next,
 			w->bucket[w->n++] = b;
 	}
 	*more = *next < db->kd.nids;
-	pthread_rwlock_unlock(&db->klock);
+	kv__klock_unlock(&db->klock);
 	return rc;
 }
 

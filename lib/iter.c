@@ -53,13 +53,13 @@ static int fill_by_id(kv_t *db, window *w, uint32_t *next, int *more)
 {
 	int rc = 0;
 
-	kv__rwlock_rd(&db->klock);
+	kv__klock_rd(&db->klock);
 	for (; *next < db->kd.nids && w->n < WINDOW && rc == 0; (*next)++)
 		if (kv__kd_live(&db->kd, *next))
 			if ((rc = kv__fetch_locked(db, *next, &w->f[w->n])) == 0)
 				w->n++;
 	*more = *next < db->kd.nids;
-	pthread_rwlock_unlock(&db->klock);
+	kv__klock_unlock(&db->klock);
 	return rc;
 }
 
@@ -105,7 +105,7 @@ static int build_order(kv_t *db)
 	int rc = 0;
 
 	pthread_mutex_lock(&db->wlock);
-	kv__rwlock_wr(&db->klock);
+	kv__klock_wr(&db->klock);
 	for (uint32_t id = 0; !db->order_built && id < db->kd.nids && !rc; id++)
 		if (kv__kd_live(&db->kd, id))
 			rc = kv__order_insert(&db->order, id,
@@ -117,7 +117,7 @@ static int build_order(kv_t *db)
 	} else {
 		db->order_built = 1;
 	}
-	pthread_rwlock_unlock(&db->klock);
+	kv__klock_unlock(&db->klock);
 	pthread_mutex_unlock(&db->wlock);
 	return rc;
 }
@@ -158,9 +158,9 @@ static int fill_by_key(kv_t *db, window *w, bounds *b, const void *start,
 	uint32_t id;
 	int rc = 0;
 
-	kv__rwlock_rd(&db->klock);
+	kv__klock_rd(&db->klock);
 	if (!db->order_built) {
-		pthread_rwlock_unlock(&db->klock);
+		kv__klock_unlock(&db->klock);
 		return 1; /* not built yet, or dropped after ENOMEM: build */
 	}
 	if (b->last)
@@ -183,7 +183,7 @@ static int fill_by_key(kv_t *db, window *w, bounds *b, const void *start,
 		if (rc == 0)
 			w->n++;
 	}
-	pthread_rwlock_unlock(&db->klock);
+	kv__klock_unlock(&db->klock);
 	return rc;
 }
 

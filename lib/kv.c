@@ -147,9 +147,9 @@ void kv__db_forget(kv_t *db, uint32_t id, const void *key, size_t klen,
 
 int kv__db_add_seg(kv_t *db, kv__seg *s)
 {
-	kv__rwlock_wr(&db->klock);
+	kv__klock_wr(&db->klock);
 	int rc = kv__db_add_seg_locked(db, s);
-	pthread_rwlock_unlock(&db->klock);
+	kv__klock_unlock(&db->klock);
 	return rc;
 }
 
@@ -296,7 +296,7 @@ static void destroy(kv_t *db)
 	kv__order_free(&db->order);
 	if (db->lock_fd >= 0)
 		close(db->lock_fd);
-	pthread_rwlock_destroy(&db->klock);
+	kv__klock_destroy(&db->klock);
 	pthread_mutex_destroy(&db->wlock);
 	pthread_mutex_destroy(&db->sync.mu);
 	pthread_cond_destroy(&db->sync.cv);
@@ -332,15 +332,7 @@ static kv_t *db_new(const char *dir, const kv_options *opts)
 	pthread_cond_init(&db->compact.cv, NULL);
 	pthread_mutex_init(&db->wb.mu, NULL);
 	pthread_cond_init(&db->wb.cv, NULL);
-	/* glibc's default rwlock lets a stream of readers starve the writer
-	 * that publishes a put; prefer the writer. Safe because no path takes
-	 * the lock shared twice in one thread. */
-	pthread_rwlockattr_t attr;
-	pthread_rwlockattr_init(&attr);
-	pthread_rwlockattr_setkind_np(&attr,
-		PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-	pthread_rwlock_init(&db->klock, &attr);
-	pthread_rwlockattr_destroy(&attr);
+	kv__klock_init(&db->klock);
 	kv__order_init(&db->order, order_cmp, db);
 	db->opts = *opts;
 	fill_defaults(&db->opts);

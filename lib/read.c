@@ -88,21 +88,21 @@ int kv__fetch_copy(kv_t *db, const void *key, size_t klen, kv_view_fn fn,
 	kv__fetch f;
 	int rc;
 
-	kv__rwlock_rd(&db->klock);
+	unsigned lk = kv__klock_rd_get(&db->klock);
 	uint32_t id = kv__kd_find(&db->kd, key, klen, h);
 	if (id == UINT32_MAX) {
-		pthread_rwlock_unlock(&db->klock);
+		kv__klock_rd_done(&db->klock, lk);
 		return KV_ENOTFOUND;
 	}
 	locate(db, id, &f);
 	if (copy_locked(&f)) {
 		same_key(db, id, &f);
 		rc = call_value(db, &f, fn, ctx);
-		pthread_rwlock_unlock(&db->klock);
+		kv__klock_rd_done(&db->klock, lk);
 		return rc;
 	}
 	rc = kv__fetch_locked(db, id, &f);
-	pthread_rwlock_unlock(&db->klock);
+	kv__klock_rd_done(&db->klock, lk);
 	if (rc == 0) {
 		rc = call_value(db, &f, fn, ctx);
 		kv__fetch_release(&f);
@@ -115,15 +115,15 @@ int kv__fetch_key(kv_t *db, const void *key, size_t klen, kv__fetch *f)
 	uint64_t h = kv__kd_hash(key, klen);
 	int rc;
 
-	kv__rwlock_rd(&db->klock);
+	unsigned lk = kv__klock_rd_get(&db->klock);
 	uint32_t id = kv__kd_find(&db->kd, key, klen, h);
 	if (id == UINT32_MAX) {
-		pthread_rwlock_unlock(&db->klock);
+		kv__klock_rd_done(&db->klock, lk);
 		memset(f, 0, sizeof *f);
 		return KV_ENOTFOUND;
 	}
 	rc = kv__fetch_locked(db, id, f);
-	pthread_rwlock_unlock(&db->klock);
+	kv__klock_rd_done(&db->klock, lk);
 	return rc;
 }
 
@@ -133,15 +133,15 @@ int kv__live_key(kv_t *db, const void *key, size_t klen)
 	kv__fetch f;
 	int rc;
 
-	kv__rwlock_rd(&db->klock);
+	kv__klock_rd(&db->klock);
 	uint32_t id = kv__kd_find(&db->kd, key, klen, h);
 	if (id == UINT32_MAX || !(kv__kent_flags(kv__kd_ent(&db->kd, id)) &
 				  KV__KF_TTL)) {
-		pthread_rwlock_unlock(&db->klock);
+		kv__klock_unlock(&db->klock);
 		return id == UINT32_MAX ? KV_ENOTFOUND : KV_OK;
 	}
 	rc = kv__fetch_locked(db, id, &f);
-	pthread_rwlock_unlock(&db->klock);
+	kv__klock_unlock(&db->klock);
 	if (rc == 0) {
 		rc = kv__fetch_check(db, &f);
 		kv__fetch_release(&f);

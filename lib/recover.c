@@ -1142,13 +1142,13 @@ int kv__recover_follow(kv_t *db, kv__seg *s, uint64_t end, int *stopped)
 			rc = KV__STALE; /* not newer than the index */
 			break;
 		}
-		kv__rwlock_wr(&db->klock);
+		kv__klock_wr(&db->klock);
 		if ((rc = apply_run(db, &st, s, off, &rn)) == 0) {
 			off += rn.bytes;
 			s->size = off;
 			atomic_store(&s->flushed, off);
 		}
-		pthread_rwlock_unlock(&db->klock);
+		kv__klock_unlock(&db->klock);
 	}
 	if (st.max_lsn >= db->next_lsn)
 		db->next_lsn = st.max_lsn + 1;

@@ -182,7 +182,7 @@ static int add_fresh(kv_t *db, step *st, int newest, int *rc)
 	kv__seg *s = st->s;
 	int done = 0;
 
-	kv__rwlock_wr(&db->klock);
+	kv__klock_wr(&db->klock);
 	if ((*rc = kv__db_add_seg_locked(db, s)) == 0) {
 		st->fresh = 0; /* the table owns it now */
 		done = st->hint && !newest &&
@@ -192,7 +192,7 @@ static int add_fresh(kv_t *db, step *st, int newest, int *rc)
 			atomic_store(&s->flushed, KV__FILE_HDR);
 		}
 	}
-	pthread_rwlock_unlock(&db->klock);
+	kv__klock_unlock(&db->klock);
 	return done || *rc;
 }
 
@@ -276,7 +276,7 @@ static int build(kv_t *db, kv_t **sh)
  * reference) until they let go. The old state goes to sh, to be freed. */
 static void swap_in(kv_t *db, kv_t *sh)
 {
-	kv__rwlock_wr(&db->klock);
+	kv__klock_wr(&db->klock);
 	SWAP(db->kd, sh->kd);
 	SWAP(db->segs, sh->segs);
 	SWAP(db->nslots, sh->nslots);
@@ -299,7 +299,7 @@ static void swap_in(kv_t *db, kv_t *sh)
 	atomic_store(&db->repl.broken, atomic_load(&sh->repl.broken));
 	atomic_store(&db->repl.ack, db->next_lsn - 1);
 	db->refresh_stale = 0;
-	pthread_rwlock_unlock(&db->klock);
+	kv__klock_unlock(&db->klock);
 }
 
 static int rebuild(kv_t *db)

@@ -60,7 +60,7 @@ static int take_log(kv_t *db, logseg **out, size_t *n, uint64_t *bound)
 {
 	pthread_mutex_lock(&db->wlock);
 	int rc = bound_locked(db, bound);
-	kv__rwlock_rd(&db->klock);
+	kv__klock_rd(&db->klock);
 	logseg *v = calloc(db->nsegs ? db->nsegs : 1, sizeof *v);
 	*n = 0;
 	for (uint32_t i = 0; v && rc == 0 && i < db->nslots; i++) {
@@ -70,7 +70,7 @@ static int take_log(kv_t *db, logseg **out, size_t *n, uint64_t *bound)
 		atomic_fetch_add(&s->refs, 1);
 		v[(*n)++] = (logseg){ s, s->size, s->min_lsn, s->max_lsn };
 	}
-	pthread_rwlock_unlock(&db->klock);
+	kv__klock_unlock(&db->klock);
 	pthread_mutex_unlock(&db->wlock);
 	*out = v;
 	if (!v)
@@ -353,10 +353,10 @@ static int take_snapshot(kv_t *db, snap *sn)
 
 	pthread_mutex_lock(&db->wlock);
 	int rc = bound_locked(db, &bound);
-	kv__rwlock_rd(&db->klock);
+	kv__klock_rd(&db->klock);
 	if (rc == 0)
 		rc = take_locked(db, sn);
-	pthread_rwlock_unlock(&db->klock);
+	kv__klock_unlock(&db->klock);
 	pthread_mutex_unlock(&db->wlock);
 	/* ALWAYS acknowledges after the fdatasync: make the moment durable
 	 * before any of it leaves. */

@@ -27,7 +27,7 @@ static kv__seg *next_unhinted(kv_t *db)
 
 	/* wlock: db->active changes under it (rollover). */
 	pthread_mutex_lock(&db->wlock);
-	kv__rwlock_rd(&db->klock);
+	kv__klock_rd(&db->klock);
 	for (uint32_t i = 0; i < db->nslots && !found; i++) {
 		kv__seg *s = db->segs[i];
 
@@ -36,7 +36,7 @@ static kv__seg *next_unhinted(kv_t *db)
 			found = s;
 		}
 	}
-	pthread_rwlock_unlock(&db->klock);
+	kv__klock_unlock(&db->klock);
 	pthread_mutex_unlock(&db->wlock);
 	return found;
 }
@@ -91,10 +91,10 @@ static void hint_one(kv_t *db, kv__seg *s)
 		kv__io_stream_abort(&w);
 	kv__hint_free(&h);
 	/* Under klock, because kv_stats_segments reads the flags under it. */
-	kv__rwlock_wr(&db->klock);
+	kv__klock_wr(&db->klock);
 	s->hint_tried = 1;
 	s->has_hint = !why;
-	pthread_rwlock_unlock(&db->klock);
+	kv__klock_unlock(&db->klock);
 	if (why)
 		kv__log(db, KV_LOG_WARN, "%s: no hint for %s: %s", name,
 			s->name, why);

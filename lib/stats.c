@@ -51,7 +51,7 @@ KV_API int kv_stats(kv_t *db, struct kv_stats *out)
 	out->sync_mode = db->opts.sync_mode;
 	/* wlock too: segment sizes and the LSN move under it. */
 	pthread_mutex_lock(&db->wlock);
-	kv__rwlock_rd(&db->klock);
+	kv__klock_rd(&db->klock);
 	for (uint32_t i = 0; i < db->nslots; i++) {
 		kv__seg *s = db->segs[i];
 		if (!s)
@@ -64,7 +64,7 @@ KV_API int kv_stats(kv_t *db, struct kv_stats *out)
 	out->live_keys = kv__kd_count(&db->kd);
 	out->keydir_bytes = kv__kd_bytes(&db->kd) + db->order.bytes;
 	each_expired(db, expire_total, out);
-	pthread_rwlock_unlock(&db->klock);
+	kv__klock_unlock(&db->klock);
 	out->last_lsn = db->next_lsn - 1;
 	pthread_mutex_unlock(&db->wlock);
 	out->recovered_truncated_bytes = db->truncated_bytes;
@@ -115,7 +115,7 @@ KV_API int kv_stats_segments(kv_t *db, kv_segment_stats *arr, size_t cap,
 	if (!db || !n || (!arr && cap))
 		return kv__fail(KV_EINVAL, "kv_stats_segments: NULL argument");
 	pthread_mutex_lock(&db->wlock);
-	kv__rwlock_rd(&db->klock);
+	kv__klock_rd(&db->klock);
 	all = calloc(db->nsegs ? db->nsegs : 1, sizeof *all);
 	uint32_t *index = calloc(db->nslots ? db->nslots : 1, sizeof *index);
 	for (uint32_t i = 0; all && index && i < db->nslots; i++) {
@@ -136,7 +136,7 @@ KV_API int kv_stats_segments(kv_t *db, kv_segment_stats *arr, size_t cap,
 	if (all && index)
 		each_expired(db, expire_segment,
 			     &(struct by_slot){ .all = all, .index = index });
-	pthread_rwlock_unlock(&db->klock);
+	kv__klock_unlock(&db->klock);
 	pthread_mutex_unlock(&db->wlock);
 	free(index);
 	if (!all || !index) {

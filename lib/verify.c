@@ -37,7 +37,7 @@ static held *snapshot(kv_t *db, size_t *n, uint64_t *total)
 	held *v;
 
 	pthread_mutex_lock(&db->wlock);
-	kv__rwlock_rd(&db->klock);
+	kv__klock_rd(&db->klock);
 	v = calloc(db->nsegs ? db->nsegs : 1, sizeof *v);
 	*n = 0;
 	*total = 0;
@@ -49,7 +49,7 @@ static held *snapshot(kv_t *db, size_t *n, uint64_t *total)
 		v[(*n)++] = (held){ s, s->size };
 		*total += s->size;
 	}
-	pthread_rwlock_unlock(&db->klock);
+	kv__klock_unlock(&db->klock);
 	pthread_mutex_unlock(&db->wlock);
 	if (v)
 		qsort(v, *n, sizeof *v, by_seq);
