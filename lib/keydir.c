@@ -65,10 +65,10 @@ kv__kent *kv__kd_ent(const kv__keydir *kd, uint32_t id)
 const uint8_t *kv__kd_key(const kv__keydir *kd, uint32_t id)
 {
 	const kv__kent *e = kv__kd_ent(kd, id);
-	uint64_t off = e->k.arena;
 
 	if (!in_arena(kv__kent_klen(e)))
 		return e->k.bytes;
+	uint64_t off = e->k.arena;
 	return kd->arena[off >> ARENA_SHIFT] + (off & (ARENA_CHUNK - 1));
 }
 
