@@ -48,7 +48,6 @@ int kv__commit_ready(kv_t *db, kv__seg *s)
 	if (s->flags & KV__SEG_F_PREALLOC) {
 		s->prealloc = KV__PREALLOC;
 		s->prefault = db->opts.sync_mode != KV_SYNC_ALWAYS;
-		s->wb_ahead = s->prefault;
 	}
 	return 0;
 }

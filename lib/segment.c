@@ -526,14 +526,16 @@ int kv__seg_append(kv__seg *s, struct iovec *iov, int cnt, size_t n,
 int kv__seg_finished(kv__seg *s, uint64_t *off, uint64_t *len)
 {
 	uint64_t end = s->size - s->size % KV__WB_STEP;
+	uint64_t mapped = end < s->map_len ? end : s->map_len;
 
-	if (!s->wb_ahead || !s->map || end <= s->wb_done)
+	if (!s->prefault || !s->map || end <= s->wb_done)
 		return 0;
 	/* Every page below end is whole: appends only add bytes past size.
 	 * MADV_DONTNEED on a shared file map keeps the data (the page cache
-	 * has it, dirty); readers fault it back in. */
-	if (end <= s->map_len)
-		madvise(s->map + s->wb_done, (size_t)(end - s->wb_done),
+	 * has it, dirty); readers fault it back in. Past the map (appends
+	 * that went through pwritev) nothing is mapped to drop. */
+	if (mapped > s->wb_done)
+		madvise(s->map + s->wb_done, (size_t)(mapped - s->wb_done),
 			MADV_DONTNEED);
 	*off = s->wb_done;
 	*len = end - s->wb_done;

@@ -43,10 +43,9 @@ typedef struct kv__seg {
 	 * again, so it would only add the zeros to the next sync). */
 	int prefault;
 	uint64_t alloc_end;
-	/* Write-back ahead (writeback.h): finished stretches below wb_done
-	 * were handed over. Set where prefault is: in KV_SYNC_ALWAYS each
-	 * put's fdatasync writes its own pages, so none wait for the seal. */
-	int wb_ahead;
+	/* Write-back ahead (writeback.h), where prefault is set: finished
+	 * stretches below wb_done were handed over. Not in KV_SYNC_ALWAYS,
+	 * whose fdatasyncs write each put's pages, so none wait for the seal. */
 	uint64_t wb_done;
 	_Atomic uint64_t flushed;  /* bytes handed to the kernel */
 	uint64_t live_bytes;       /* record bytes the keydir points at */
