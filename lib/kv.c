@@ -537,12 +537,10 @@ KV_API int kv_delete(kv_t *db, const void *key, size_t klen)
 		      .klen = (uint32_t)klen, .val = "", .if_live = 1 };
 	int rc = check_write(db, key, klen);
 
-	/* The check without the write lock answers most missing keys
-	 * cheaply; the commit checks again under it, so that of two racing
-	 * deletes of one value only one returns KV_OK (test_linearize). */
-	if (rc || (rc = kv__live_key(db, key, klen)) != 0)
-		return rc;
-	return kv__commit(db, &op, 1);
+	/* Checked under the write lock only (op.if_live), so that of two
+	 * racing deletes of one value only one returns KV_OK
+	 * (test_linearize). */
+	return rc ? rc : kv__commit(db, &op, 1);
 }
 
 /* Fetches and checks the key's record; the caller releases f. */
