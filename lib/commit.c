@@ -11,6 +11,8 @@
 #include "repl.h"
 #include "writeback.h"
 
+#define KV__PREFETCH_OPS 16
+
 int kv__prepare_value(kv_t *db, kv__op *op, void **owned)
 {
 	void *z;
@@ -350,10 +352,22 @@ static int acks_at_append(const kv_t *db, const commit *c)
 	}
 }
 
+/* Starts loading the table slots publish will search, so that their
+ * cache misses overlap the append instead of following it. Only the
+ * slots' addresses are read: the table moves only under wlock, which we
+ * hold; their contents may change under klock, which we do not. */
+static void prefetch_slots(kv_t *db, const commit *c)
+{
+	for (size_t i = 0; i < c->n && i < KV__PREFETCH_OPS; i++)
+		kv__kd_prefetch(&db->kd, kv__kd_hash(c->ops[i].key,
+						     c->ops[i].klen));
+}
+
 static int append_locked(kv_t *db, commit *c)
 {
 	int rc;
 
+	prefetch_slots(db, c);
 	if ((rc = refuse(db, c)) != 0)
 		return rc;
 	db->repl.sealed = 0;
