@@ -23,7 +23,7 @@
 #define KV__SEG_MAGIC "KVSEG\r\n\032"
 #define KV__FILE_HDR 32u
 #define KV__KIND_SEGMENT 1u
-#define KV__KIND_HINT 2u
+#define KV__KIND_HINT 5u /* 2: the first hint layout, refused */
 #define KV__SEG_SUFFIX ".seg"
 #define KV__HINT_SUFFIX ".hint"
 #define KV__SEQ_DIGITS 16
@@ -62,16 +62,21 @@
 /*
  * Hint file "<16 hex digits>.hint", beside the segment of the same number:
  * the 32-byte file header (kind KV__KIND_HINT), entries, then a trailer.
- * Entry (40 bytes + key), one per record of the segment, in file order:
- *   0  u32 crc        crc32 of bytes 4..end of key
- *   4  u8  type       as the record
- *   5  u8  flags      as the record
- *   6  u16 klen
- *   8  u32 vlen
- *  12  u32 reserved   zero
- *  16  u64 offset     of the record in the segment
- *  24  u64 lsn
- *  32  u64 expire_ms
+ * One entry per record of the segment, in file order. No offsets: the
+ * first record is at KV__FILE_HDR and each starts where the one before
+ * ends (a hint covers its segment exactly). Entry (varints as in le.h):
+ *   u8      tag        bits 0-1 type, 2-5 flags (as the record), 6 set
+ *                      when expire_ms follows, 7 zero
+ *   varint  klen
+ *   varint  vlen
+ *   varint  lsn step   the lsn minus the previous entry's (0 before the
+ *                      first), zigzag-coded: (s << 1) ^ (s >> 63)
+ *   varint  expire_ms  only with tag bit 6
+ *   klen bytes of key
+ * Kind 2 was the first layout (40 fixed bytes per entry with its offset
+ * and a CRC of its own; 56 bytes for a 16-byte key, 20 now): refused like
+ * any hint that fails a check, so the segment is read instead and a new
+ * hint written for it.
  * Trailer (32 bytes):
  *   0  magic[8]       "KVHINT\0\0"
  *   8  u64 count      entries
@@ -79,7 +84,11 @@
  *  24  u32 reserved   zero
  *  28  u32 crc        crc32 of the whole file before this field
  */
-#define KV__HINT_ENT 40u
+#define KV__HINT_TYPE_MASK 0x03u
+#define KV__HINT_FLAGS_MASK 0x3cu
+#define KV__HINT_FLAGS_SHIFT 2
+#define KV__HINT_EXPIRES 0x40u
+#define KV__HINT_TAG_UNUSED 0x80u
 #define KV__HINT_TRAILER 32u
 #define KV__HINT_MAGIC "KVHINT\0\0"
 

@@ -57,28 +57,52 @@ static void file_header(uint8_t *p, uint64_t seq)
 void kv__hint_begin(kv__hint_buf *h, uint64_t seq)
 {
 	memset(h, 0, sizeof *h);
+	h->next_off = KV__FILE_HDR;
 	uint8_t *p = room(h, KV__FILE_HDR);
 	if (p)
 		file_header(p, seq);
 }
 
+/* Most bytes of an entry besides its key: the tag, then varints of klen
+ * (16 bits), vlen (32), the LSN step and expire_ms (64 each). */
+#define ENT_MAX (1u + 3u + 5u + 2u * KV__VARINT_MAX)
+
+/* LSN steps are signed (a compaction output holds records of any age) and
+ * mostly +1: zigzag keeps a small step of either sign in one byte. */
+static uint64_t zigzag(uint64_t step)
+{
+	return (step << 1) ^ (uint64_t)-(int64_t)(step >> 63);
+}
+
+static uint64_t unzigzag(uint64_t z)
+{
+	return (z >> 1) ^ (uint64_t)-(int64_t)(z & 1);
+}
+
 void kv__hint_add(kv__hint_buf *h, const kv__rec *r, uint64_t off,
 		  const void *key)
 {
-	uint8_t *p = room(h, KV__HINT_ENT + (size_t)r->klen);
+	if (off != h->next_off || r->type > KV__HINT_TYPE_MASK ||
+	    r->flags > (KV__HINT_FLAGS_MASK >> KV__HINT_FLAGS_SHIFT)) {
+		h->failed = 1;
+		return;
+	}
+	uint8_t *p = room(h, ENT_MAX + (size_t)r->klen), *q = p;
 
 	if (!p)
 		return;
-	p[4] = r->type;
-	p[5] = r->flags;
-	kv__put16(p + 6, r->klen);
-	kv__put32(p + 8, r->vlen);
-	kv__put32(p + 12, 0);
-	kv__put64(p + 16, off);
-	kv__put64(p + 24, r->lsn);
-	kv__put64(p + 32, r->expire_ms);
-	memcpy(p + KV__HINT_ENT, key, r->klen);
-	kv__put32(p, kv__crc32(0, p + 4, KV__HINT_ENT - 4 + r->klen));
+	*q++ = (uint8_t)(r->type | (uint32_t)r->flags << KV__HINT_FLAGS_SHIFT |
+			 (r->expire_ms ? KV__HINT_EXPIRES : 0));
+	q = kv__put_varint(q, r->klen);
+	q = kv__put_varint(q, r->vlen);
+	q = kv__put_varint(q, zigzag(r->lsn - h->lsn));
+	if (r->expire_ms)
+		q = kv__put_varint(q, r->expire_ms);
+	memcpy(q, key, r->klen);
+	q += r->klen;
+	h->len -= ENT_MAX + (size_t)r->klen - (size_t)(q - p);
+	h->next_off = off + kv__rec_size(r->klen, r->vlen);
+	h->lsn = r->lsn;
 	h->count++;
 }
 
@@ -149,29 +173,36 @@ uint64_t kv__hint_count(const uint8_t *img, size_t len)
 	return kv__get64(img + len - KV__HINT_TRAILER + 8);
 }
 
-int kv__hint_next(const uint8_t *img, size_t len, size_t *pos,
-		  kv__hint_ent *e, int check_crc)
+int kv__hint_next(const uint8_t *img, size_t len, kv__hint_cur *c,
+		  kv__hint_ent *e)
 {
-	size_t end = len - KV__HINT_TRAILER;
-	size_t at = *pos ? *pos : KV__FILE_HDR;
-	const uint8_t *p = img + at;
+	const uint8_t *end = img + len - KV__HINT_TRAILER;
+	const uint8_t *p = img + (c->pos ? c->pos : KV__FILE_HDR);
+	uint64_t klen, vlen, step, expire = 0;
 
-	if (at + KV__HINT_ENT > end)
+	if (!c->pos)
+		c->off = KV__FILE_HDR;
+	if (p >= end)
 		return 0;
+	uint8_t tag = *p++;
+	if (!(p = kv__get_varint(p, end, &klen)) || klen > UINT16_MAX ||
+	    !(p = kv__get_varint(p, end, &vlen)) || vlen > UINT32_MAX ||
+	    !(p = kv__get_varint(p, end, &step)) ||
+	    ((tag & KV__HINT_EXPIRES) && !(p = kv__get_varint(p, end, &expire)))
+	    || klen > (size_t)(end - p) || (tag & KV__HINT_TAG_UNUSED))
+		return -1;
 	memset(e, 0, sizeof *e);
-	e->rec.type = p[4];
-	e->rec.flags = p[5];
-	e->rec.klen = kv__get16(p + 6);
-	e->rec.vlen = kv__get32(p + 8);
-	e->off = kv__get64(p + 16);
-	e->rec.lsn = kv__get64(p + 24);
-	e->rec.expire_ms = kv__get64(p + 32);
-	e->key = p + KV__HINT_ENT;
-	if (at + KV__HINT_ENT + e->rec.klen > end)
-		return -1;
-	if (check_crc && kv__get32(p) != kv__crc32(0, p + 4,
-					KV__HINT_ENT - 4 + e->rec.klen))
-		return -1;
-	*pos = at + KV__HINT_ENT + e->rec.klen;
+	e->rec.type = tag & KV__HINT_TYPE_MASK;
+	e->rec.flags = (uint8_t)((tag & KV__HINT_FLAGS_MASK) >>
+				 KV__HINT_FLAGS_SHIFT);
+	e->rec.klen = (uint16_t)klen;
+	e->rec.vlen = (uint32_t)vlen;
+	e->rec.lsn = c->lsn + unzigzag(step);
+	e->rec.expire_ms = expire;
+	e->off = c->off;
+	e->key = p;
+	c->lsn = e->rec.lsn;
+	c->off += kv__rec_size(e->rec.klen, e->rec.vlen);
+	c->pos = (size_t)(p + klen - img);
 	return 1;
 }

@@ -23,6 +23,8 @@ typedef struct kv__hint_buf {
 	void *sink_ctx;
 	uint64_t sunk;       /* bytes handed to the sink so far */
 	uint32_t crc;        /* of those bytes */
+	uint64_t next_off;   /* where the next entry's record must start */
+	uint64_t lsn;        /* of the last entry: the next one is a step */
 } kv__hint_buf;
 
 /* Starts a hint for segment seq (writes the file header). */
@@ -35,7 +37,10 @@ void kv__hint_stream(kv__hint_buf *h, kv__hint_sink sink, void *ctx);
 int kv__hint_drain(kv__hint_buf *h);
 /* Bytes of the whole hint, streamed or not. */
 uint64_t kv__hint_bytes(const kv__hint_buf *h);
-/* Adds the record r with key, found at off in the segment. */
+/* Adds the record r with key, found at off in the segment. An entry does
+ * not store its offset (each record follows the one before), so an off
+ * that is not where the previous record ended fails the hint, as a type
+ * or flags the entry's tag cannot hold do. */
 void kv__hint_add(kv__hint_buf *h, const kv__rec *r, uint64_t off,
 		  const void *key);
 /* Appends the trailer; seg_size is the segment's size the hint covers.
@@ -54,13 +59,20 @@ typedef struct kv__hint_ent {
  * size); NULL when sound, or a phrase saying what is wrong. */
 const char *kv__hint_check(const uint8_t *img, size_t len, uint64_t seq,
 			   uint64_t seg_size);
+/* Where a walk of a hint's entries is: zeroed to start. */
+typedef struct kv__hint_cur {
+	size_t pos;          /* of the next entry; 0: the first */
+	uint64_t off;        /* the next entry's record offset */
+	uint64_t lsn;        /* the last entry's */
+} kv__hint_cur;
+
 /* Walks the entries of an image that kv__hint_check accepted: returns 1 and
- * fills e, 0 at the end, or -1 for an entry that fails its bounds (or its
- * CRC, when check_crc: the whole-file CRC that kv__hint_check verified
- * already covers every entry, so open skips the second pass). *pos starts
- * at 0. The caller still checks each entry against the segment. */
-int kv__hint_next(const uint8_t *img, size_t len, size_t *pos,
-		  kv__hint_ent *e, int check_crc);
+ * fills e, 0 at the end, or -1 for an entry that runs past the entries or
+ * cannot be decoded (the whole-file CRC that kv__hint_check verified
+ * covers every entry, so there is no CRC of each). The caller still
+ * checks each entry against the segment. */
+int kv__hint_next(const uint8_t *img, size_t len, kv__hint_cur *c,
+		  kv__hint_ent *e);
 /* The entry count a trailer claims (of an image kv__hint_check accepted). */
 uint64_t kv__hint_count(const uint8_t *img, size_t len);
 

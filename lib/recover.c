@@ -754,11 +754,11 @@ static const char *check_entries(const uint8_t *img, size_t len,
 				 const kv__seg *s)
 {
 	uint64_t expect = KV__FILE_HDR, n = 0;
-	size_t pos = 0;
+	kv__hint_cur c = {0};
 	kv__hint_ent e;
 	int more;
 
-	while ((more = kv__hint_next(img, len, &pos, &e, 0)) == 1) {
+	while ((more = kv__hint_next(img, len, &c, &e)) == 1) {
 		n++;
 		const kv__rec *r = &e.rec;
 		if (e.off != expect || r->klen == 0 || r->lsn == 0 ||
@@ -769,7 +769,7 @@ static const char *check_entries(const uint8_t *img, size_t len,
 		expect += kv__rec_size(r->klen, r->vlen);
 	}
 	if (more < 0)
-		return "hint entry out of bounds";
+		return "hint entry out of bounds or undecodable";
 	if (n != kv__hint_count(img, len))
 		return "hint entry count mismatch";
 	return expect == s->size ? NULL : "hint does not cover the segment";
@@ -784,12 +784,12 @@ static int apply_hint(kv_t *db, rstate *st, kv__seg *s, const uint8_t *img,
 {
 	kv__hint_ent e[APPLY_GROUP];
 	uint64_t h[APPLY_GROUP];
-	size_t pos = 0;
+	kv__hint_cur c = {0};
 	int n, rc = 0;
 
 	do {
 		for (n = 0; n < APPLY_GROUP &&
-			    kv__hint_next(img, len, &pos, &e[n], 0) == 1; n++) {
+			    kv__hint_next(img, len, &c, &e[n]) == 1; n++) {
 			h[n] = kv__kd_hash(e[n].key, e[n].rec.klen);
 			kv__kd_prefetch(&db->kd, h[n]);
 		}
@@ -861,10 +861,10 @@ static void note_cut(kv_t *db, kv__seg *s)
  * a refusal finds out what it is. */
 static const char *hint_rises(const uint8_t *img, size_t len, uint64_t after)
 {
-	size_t pos = 0;
+	kv__hint_cur c = {0};
 	kv__hint_ent e;
 
-	while (kv__hint_next(img, len, &pos, &e, 0) == 1) {
+	while (kv__hint_next(img, len, &c, &e) == 1) {
 		if (e.rec.lsn <= after)
 			return "hint entries older than the records indexed";
 		after = e.rec.lsn;
