@@ -372,6 +372,47 @@ static void test_segment_headers_that_lie_are_refused(void **state)
 	}
 }
 
+/* A hint file of the first layout (kind 2, before entries lost their
+ * offsets) is refused like any bad hint: the segment is read, every key
+ * reads, and kv_close writes a hint of the current layout in its place,
+ * which the next open uses. */
+static void test_first_layout_hint_is_refused_and_replaced(void **state)
+{
+	char *dir = tu_mkdir();
+	const char *hint;
+	kv_options o;
+	kv_t *db;
+	struct kv_stats st;
+	size_t len;
+	uint8_t *b;
+
+	(void)state;
+	tu_options(&o);
+	o.max_file_size = 400;
+	db = tu_open(dir, &o);
+	put_n(db, "k%02d", 0, 16, 40); /* 5 records per segment */
+	kv_close(db);
+	hint = tu_path(dir, "0000000000000001.hint");
+	rewrite_header(hint, 2, 1, 0, 1);
+
+	db = tu_open(dir, &o);
+	stats_of(db, &st);
+	assert_int_equal(st.recovered_hint_rejected, 1);
+	expect_n(db, "k%02d", 0, 16, 40);
+	kv_close(db);
+	b = slurp(hint, &len);
+	assert_int_equal(kv__get32(b + 12), KV__KIND_HINT);
+	free(b);
+
+	db = tu_open(dir, &o);
+	stats_of(db, &st);
+	assert_int_equal(st.recovered_hint_rejected, 0);
+	assert_true(st.recovered_hint_segments >= 3);
+	expect_n(db, "k%02d", 0, 16, 40);
+	kv_close(db);
+	tu_rmdir(dir);
+}
+
 /* ---- batches with good CRCs and a broken sequence ---- */
 
 static void add_to_batch_left(kv__rec *r, void *ctx)
@@ -765,6 +806,7 @@ int main(void)
 		cmocka_unit_test(test_reader_honours_pending_obsolete_list),
 		cmocka_unit_test(test_read_only_salvage_leaves_damaged_header_in_place),
 		cmocka_unit_test(test_segment_headers_that_lie_are_refused),
+		cmocka_unit_test(test_first_layout_hint_is_refused_and_replaced),
 		cmocka_unit_test(test_broken_batch_sequence_is_damage),
 		cmocka_unit_test(test_salvage_never_applies_the_tail_of_a_damaged_batch),
 		cmocka_unit_test(test_hint_that_does_not_match_its_segment_is_refused),
