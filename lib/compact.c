@@ -43,7 +43,7 @@
  * (4 alternating runs each), compaction 800-815 MB/s against 810-836. */
 #define SWITCH_STEP 64          /* keys switched per exclusive lock hold */
 #define CHECK_BATCH 16          /* records checked per shared lock hold */
-#define SCAN_STEP 512           /* keydir entries scanned per shared hold */
+#define SCAN_STEP 128           /* keydir entries scanned per shared hold */
 #define IDLE_MS 1000            /* background thread: look this often */
 #define BACKOFF_MS 30000        /* ...and this long after a failure */
 #define NO_OUT UINT32_MAX
@@ -522,53 +522,75 @@ static int copy_segment(job *j, kv__seg *s)
 	return rc;
 }
 
-/* Whether an input holds nothing to keep, so it can go unread: no key's
- * entry points into it, and no segment outside the inputs holds a record
- * older than its newest, so none of its tombstones or expired records
- * shadows anything (copy_put, copy_del). An overwrite-heavy store's old
- * segments are such: kvbench's compact chain read 335 MB, two thirds of
- * them whole segments of overwritten records.
- * Only entries of sealed segments' keys can point into one, and they only
- * leave: writes go to the active segment, and only compaction (this
- * thread) moves an entry into a sealed segment. So once the scan finds no
- * entry, none can come back; it runs in short shared holds of klock. */
-static int nothing_to_keep(job *j, const kv__seg *s)
+/* Marks the inputs that hold nothing to keep, so they can go unread: no
+ * key's entry points into one, and no segment outside the inputs holds a
+ * record older than its newest, so none of its tombstones or expired
+ * records shadows anything (copy_put, copy_del). An overwrite-heavy
+ * store's old segments are such: kvbench's compact chain read 335 MB, two
+ * thirds of them whole segments of overwritten records.
+ * live_bytes == 0 picks the candidates; one scan of the entries confirms
+ * them all. Only entries of sealed segments' keys can point into one, and
+ * they only leave: writes go to the active segment, and only compaction
+ * (this thread) moves an entry into a sealed segment. So an entry found
+ * elsewhere cannot come back, and the scan can run in short shared holds
+ * of klock. Returns the number marked, in unread[]. */
+static size_t find_unread(job *j, uint8_t *unread)
 {
 	kv_t *db = j->db;
-	int live = 0;
+	uint8_t *cand = NULL; /* by segment slot: 1 for a candidate input */
+	uint32_t ncand = 0;   /* slots then; new segments take higher ones */
+	size_t n = 0;
 
-	if (j->floor <= s->max_lsn)
-		return 0;
 	kv__klock_rd(&db->klock);
-	live = s->live_bytes != 0; /* the cheap answer, when it is no */
+	for (size_t i = 0; i < j->nin; i++) {
+		const kv__seg *s = j->in[i];
+
+		unread[i] = j->floor > s->max_lsn && s->live_bytes == 0;
+		n += unread[i];
+	}
+	if (n && (cand = calloc(ncand = db->nslots, 1)) != NULL)
+		for (size_t i = 0; i < j->nin; i++)
+			cand[j->in[i]->slot] = unread[i];
 	kv__klock_unlock(&db->klock);
-	for (uint32_t id = 0; !live;) {
+	if (!cand) {
+		memset(unread, 0, j->nin); /* read them all, as before */
+		return 0;
+	}
+	for (uint32_t id = 0, end = 1; id < end;) {
 		kv__klock_rd(&db->klock);
-		uint32_t end = db->kd.nids - id > SCAN_STEP ? id + SCAN_STEP
-							    : db->kd.nids;
-		for (; id < end && !live; id++)
-			live = kv__kd_live(&db->kd, id) &&
-			       KV__LOC_SLOT(kv__kd_ent(&db->kd, id)->loc) ==
-			       s->slot;
+		end = db->kd.nids - id > SCAN_STEP ? id + SCAN_STEP
+						   : db->kd.nids;
+		for (; id < end; id++) {
+			uint32_t sl = kv__kd_live(&db->kd, id) ?
+				KV__LOC_SLOT(kv__kd_ent(&db->kd, id)->loc) :
+				ncand;
+
+			if (sl < ncand)
+				cand[sl] = 0;
+		}
 		end = db->kd.nids;
 		kv__klock_unlock(&db->klock);
-		if (id >= end)
-			break;
 		/* A gap before the next hold, for a writer spinning on klock
 		 * (lock.h) to get in: taken back at once, the lock stayed
 		 * held until the writer slept, and a woken writer waits 40-80
 		 * us for its vCPU (kvbench compact: writer p99 61-77 us
 		 * without the gap, 6-7 us with it). */
-		for (int k = 0; k < 64; k++)
+		for (int k = 0; k < 64 && id < end; k++)
 			kv__cpu_relax();
 	}
-	return !live;
+	n = 0;
+	for (size_t i = 0; i < j->nin; i++)
+		n += unread[i] = cand[j->in[i]->slot];
+	free(cand);
+	return n;
 }
 
-/* Copies what must survive of input s, or skips it whole. */
-static int take_input(job *j, kv__seg *s)
+/* Copies what must survive of input i, or passes over it unread. */
+static int take_input(job *j, size_t i, const uint8_t *unread)
 {
-	if (!nothing_to_keep(j, s))
+	kv__seg *s = j->in[i];
+
+	if (!unread[i])
 		return copy_segment(j, s);
 	j->done += s->size;
 	j->unread += s->size;
@@ -827,8 +849,13 @@ static int run(job *j)
 	if (rc || j->nin == 0)
 		return rc;
 	j->now = kv__now(j->db);
+	uint8_t *unread = calloc(j->nin, 1);
+	if (!unread)
+		return kv__fail(KV_ENOMEM, "out of memory in compaction");
+	find_unread(j, unread);
 	for (size_t i = 0; i < j->nin && rc == 0; i++)
-		rc = take_input(j, j->in[i]);
+		rc = take_input(j, i, unread);
+	free(unread);
 	if (rc == 0)
 		rc = progress(j); /* the last report says done == total */
 	if (rc == 0) {
