@@ -102,6 +102,8 @@ typedef struct kv__wb {
 	int stop;
 	kv__seg *seg;          /* with a reference; NULL: nothing waits */
 	uint64_t off, len;
+	kv__seg *pf_seg;       /* pages to fault in: with a reference */
+	uint64_t pf_from, pf_to;
 } kv__wb;
 
 struct kv {

@@ -1,6 +1,7 @@
 /* hint.c - encode and check hint files (layout in format.h). */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "crc.h"
 #include "hint.h"
@@ -19,6 +20,15 @@ static void spill(kv__hint_buf *h)
 	h->len = 0;
 }
 
+static uint8_t *grow_map(kv__hint_buf *h, size_t cap)
+{
+	void *d = h->data ? mremap(h->data, h->cap, cap, MREMAP_MAYMOVE)
+			  : mmap(NULL, cap, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return d == MAP_FAILED ? NULL : d;
+}
+
 static uint8_t *room(kv__hint_buf *h, size_t n)
 {
 	if (h->sink && h->len + n > KV__HINT_SPILL)
@@ -29,7 +39,7 @@ static uint8_t *room(kv__hint_buf *h, size_t n)
 		size_t cap = h->cap ? h->cap : 4096;
 		while (cap < h->len + n)
 			cap *= 2;
-		uint8_t *d = realloc(h->data, cap);
+		uint8_t *d = h->mapped ? grow_map(h, cap) : realloc(h->data, cap);
 		if (!d) {
 			h->failed = 1;
 			return NULL;
@@ -54,13 +64,24 @@ static void file_header(uint8_t *p, uint64_t seq)
 	kv__put32(p + 28, kv__crc32(0, p, 28));
 }
 
-void kv__hint_begin(kv__hint_buf *h, uint64_t seq)
+static void start(kv__hint_buf *h, uint64_t seq, int mapped)
 {
 	memset(h, 0, sizeof *h);
+	h->mapped = mapped;
 	h->next_off = KV__FILE_HDR;
 	uint8_t *p = room(h, KV__FILE_HDR);
 	if (p)
 		file_header(p, seq);
+}
+
+void kv__hint_begin(kv__hint_buf *h, uint64_t seq)
+{
+	start(h, seq, 0);
+}
+
+void kv__hint_map(kv__hint_buf *h, uint64_t seq)
+{
+	start(h, seq, 1);
 }
 
 /* Most bytes of an entry besides its key: the tag, then varints of klen
@@ -142,7 +163,10 @@ uint64_t kv__hint_bytes(const kv__hint_buf *h)
 
 void kv__hint_free(kv__hint_buf *h)
 {
-	free(h->data);
+	if (h->mapped && h->data)
+		munmap(h->data, h->cap);
+	else
+		free(h->data);
 	memset(h, 0, sizeof *h);
 }
 

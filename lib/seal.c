@@ -14,6 +14,8 @@
 #include <limits.h>
 #include <stdio.h>
 
+#include <stdlib.h>
+
 #include "lock.h"
 #include "db.h"
 #include "hint.h"
@@ -75,16 +77,31 @@ static void hint_one(kv_t *db, kv__seg *s)
 
 	kv__seg_name(name, s->seq, KV__HINT_SUFFIX);
 	snprintf(path, sizeof path, "%s/%s", db->dir, name);
-	kv__hint_begin(&h, s->seq);
-	/* Written as it is built: held whole, a 64 MiB segment's hint was
-	 * 25-34 MB of heap while the writer went on (kvbench: RssAnon per
-	 * key after fillrandom). */
+	/* The entries the writer kept as it appended (commit.c, hint_run),
+	 * when they cover the whole segment; else the segment is read back.
+	 * Either way the hint is written as it is finished or built: held
+	 * whole, a 64 MiB segment's hint was 25-34 MB of heap (56-byte
+	 * entries then) while the writer went on. */
+	kv__hint_buf *wh = s->wh;
+	int kept = wh && !wh->failed && wh->next_off == s->size;
+
+	s->wh = NULL; /* sealed: the writer is done with it */
+	if (kept) {
+		h = *wh; /* takes its entries */
+	} else {
+		if (wh)
+			kv__hint_free(wh);
+		kv__hint_begin(&h, s->seq);
+	}
+	free(wh);
 	if (kv__io_stream_open(&w, path, db->opts.file_mode))
 		why = "cannot write it";
 	else
 		kv__hint_stream(&h, kv__io_stream_sink, &w);
-	if (!why)
+	if (!why && !kept)
 		why = build(s, &h);
+	else if (!why && kv__hint_finish(&h, s->size))
+		why = "out of memory";
 	if (!why && (kv__hint_drain(&h) || kv__io_stream_commit(&w, path)))
 		why = "cannot write it";
 	if (why)

@@ -14,6 +14,7 @@
 #include "io.h"
 #include "le.h"
 #include "segment.h"
+#include "hint.h"
 
 void kv__seg_name(char out[KV__NAME_MAX], uint64_t seq, const char *suffix)
 {
@@ -141,6 +142,9 @@ void kv__seg_close(kv__seg *s)
 		kv__io.close(s->fd);
 	pthread_mutex_destroy(&s->buf_lock);
 	free(s->buf);
+	if (s->wh)
+		kv__hint_free(s->wh);
+	free(s->wh);
 	free(s);
 }
 
@@ -422,19 +426,35 @@ static void buffer_copy(kv__seg *s, const struct iovec *iov, int cnt)
 	pthread_mutex_unlock(&s->buf_lock);
 }
 
-/* Faults the pages of [from, to) in writable now, so that the puts that
- * fill them take no page fault: beside a compaction's writeback a put's
- * first write into a fresh page of the map took 10-20 us (ext4's
+/* Faulting the pages of the map in writable before the puts that fill
+ * them means they take no page fault: beside a compaction's writeback a
+ * put's first write into a fresh page of the map took 10-20 us (ext4's
  * page_mkwrite), which made the writer's p99 (kvbench compact: p99 11-21
  * us during a compaction against 6-8 us without, and 4-9 / 3-4 us with
- * this, 6 runs). The pages become dirty zeros, written back like any other.
- * Advice only: an old kernel's EINVAL changes nothing. */
-static void prefault(kv__seg *s, uint64_t from, uint64_t to)
+ * this, 6 runs). The pages become dirty zeros, written back like any
+ * other. It costs ~2 us a page (the page cache allocates and zeroes each
+ * for the unwritten extent: 15% of fillrandom's writer), so the writer
+ * hands it to the write-back thread (writeback.h), a stretch ahead of
+ * where it writes. Advice only: an old kernel's EINVAL changes nothing,
+ * and a range the writer reached first, or that the seal cut off or made
+ * read-only, is simply not populated (the call then fails harmlessly). */
+void kv__seg_prefault(kv__seg *s, uint64_t from, uint64_t to)
 {
 	uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE);
 	uint64_t start = from - from % pg;
 
 	madvise(s->map + start, (size_t)(to - start), MADV_POPULATE_WRITE);
+}
+
+int kv__seg_to_prefault(kv__seg *s, uint64_t *from, uint64_t *to)
+{
+	if (!s->prefault || !s->map || s->pf_from >= s->alloc_end ||
+	    s->alloc_end > s->map_len)
+		return 0;
+	*from = s->pf_from;
+	*to = s->alloc_end;
+	s->pf_from = s->alloc_end;
+	return 1;
 }
 
 /* Allocates the file ahead of an append of n bytes; 1 when the bytes
@@ -449,20 +469,25 @@ static void prefault(kv__seg *s, uint64_t from, uint64_t to)
  * stays inside the mapping of the active segment. */
 static int prealloc(kv__seg *s, size_t n)
 {
-	uint64_t need = s->size + n, to = need + s->prealloc;
+	uint64_t need = s->size + n;
+	uint64_t to = need + (s->prefault ? 2u : 1u) * (uint64_t)s->prealloc;
 
 	if (!s->prealloc)
 		return 0;
-	if (need <= s->alloc_end)
+	/* Where pages are faulted in ahead, the next stretch is allocated
+	 * while a whole one is still ahead of the writer, so that the
+	 * thread populating it has that long to do so. */
+	if (need + (s->prefault ? s->prealloc : 0) <= s->alloc_end)
 		return 1;
 	if (s->map_len && to > s->map_len)
 		to = need > s->map_len ? need : s->map_len;
 	uint64_t from = s->alloc_end > s->size ? s->alloc_end : s->size;
-	if (kv__io.fallocate(s->fd, (off_t)from, (off_t)(to - from)) != 0)
-		return 0;
+	if (to <= from || kv__io.fallocate(s->fd, (off_t)from,
+					     (off_t)(to - from)) != 0)
+		return need <= s->alloc_end;
+	if (s->pf_from < from)
+		s->pf_from = from;
 	s->alloc_end = to;
-	if (s->prefault && s->map && to <= s->map_len)
-		prefault(s, from, to);
 	return 1;
 }
 

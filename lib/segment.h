@@ -43,6 +43,14 @@ typedef struct kv__seg {
 	 * again, so it would only add the zeros to the next sync). */
 	int prefault;
 	uint64_t alloc_end;
+	/* Where prefault is set: allocated pages not yet handed over to be
+	 * faulted in ([pf_from, alloc_end); kv__seg_to_prefault). */
+	uint64_t pf_from;
+	/* A log segment written since open: the hint entries of its records,
+	 * added as they are appended (commit.c), which the seal thread writes
+	 * out instead of reading the sealed segment back (seal.c). NULL, or
+	 * failed, when there is none; freed with the segment. */
+	struct kv__hint_buf *wh;
 	/* Write-back ahead (writeback.h), where prefault is set: finished
 	 * stretches below wb_done were handed over. Not in KV_SYNC_ALWAYS,
 	 * whose fdatasyncs write each put's pages, so none wait for the seal. */
@@ -113,6 +121,12 @@ int kv__seg_append(kv__seg *s, struct iovec *iov, int cnt, size_t n,
  * (writeback.h says why), for kv__wb_start. */
 #define KV__WB_STEP (8u << 20)
 int kv__seg_finished(kv__seg *s, uint64_t *off, uint64_t *len);
+/* After an append: 1 with the preallocated range [*from, *to) that should
+ * now be faulted in writable (prefault), handed over once; else 0. */
+int kv__seg_to_prefault(kv__seg *s, uint64_t *from, uint64_t *to);
+/* Faults [from, to) of s's map in writable (MADV_POPULATE_WRITE), so the
+ * appends that fill those pages take no page fault. Advice only. */
+void kv__seg_prefault(kv__seg *s, uint64_t from, uint64_t to);
 /* Hands buffered bytes to the kernel. */
 int kv__seg_flush(kv__seg *s);
 /* Gives the segment a KV_SYNC_NONE buffer of cap bytes. */

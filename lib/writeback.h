@@ -16,6 +16,10 @@
  * slower instead of faster. Without them the pages are only in the page
  * cache, where readers fault them back in.
  *
+ * The same thread faults in, ahead of the writer, the pages it is about
+ * to fill (kv__wb_prefault): ~2 us a page on ext4 here, which the writer
+ * paid itself before, 15% of its time in kvbench's fillrandom.
+ *
  * Durability is not changed by any of this: write-back started here
  * promises nothing, the seal and every sync mode still fdatasync, and a
  * write-back error is kept by the kernel for that next fsync to report.
@@ -30,7 +34,11 @@
 /* Queues write-back of [off, off + len) of s (the writer, under wlock).
  * Starts the thread the first time; if it cannot, does nothing. */
 void kv__wb_start(kv_t *db, kv__seg *s, uint64_t off, uint64_t len);
-/* Finishes the queued write-back and joins the thread (kv_close). */
+/* Queues faulting in [from, to) of s's map (kv__seg_prefault), which the
+ * thread does before any write-back: the writer is about to fill those
+ * pages. Without the thread, does it now. */
+void kv__wb_prefault(kv_t *db, kv__seg *s, uint64_t from, uint64_t to);
+/* Finishes the queued work and joins the thread (kv_close). */
 void kv__wb_stop(kv_t *db);
 
 #endif

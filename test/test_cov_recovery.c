@@ -413,6 +413,83 @@ static void test_first_layout_hint_is_refused_and_replaced(void **state)
 	tu_rmdir(dir);
 }
 
+/* ---- hints the writer keeps ---- */
+
+/* Puts, overwrites, deletes, values with a TTL and batches into 2 KiB
+ * segments, then a close: every sealed segment gets the hint the writer
+ * kept while appending (commit.c). */
+static void mixed_writes(const char *dir, kv_options *o, uint32_t mode)
+{
+	char k[16], v[200];
+	kv_batch *b;
+	kv_t *db;
+
+	tu_options(o);
+	o->max_file_size = 2048;
+	o->sync_mode = mode;
+	db = tu_open(dir, o);
+	for (int i = 0; i < 120; i++) {
+		snprintf(k, sizeof k, "key%03d", i % 70);
+		memset(v, 'a' + i % 26, sizeof v);
+		if (i % 9 == 4) {
+			int rc = kv_delete(db, k, strlen(k));
+			assert_true(rc == KV_OK || rc == KV_ENOTFOUND);
+		} else if (i % 7 == 3)
+			TU_OK(kv_put_ttl(db, k, strlen(k), v, 1 + (size_t)i,
+					 1000000));
+		else if (i % 11 == 5) {
+			TU_OK(kv_batch_new(&b));
+			TU_OK(kv_batch_put(b, k, strlen(k), v, 30));
+			TU_OK(kv_batch_put(b, "batch", 5, v, 3 + (size_t)i));
+			TU_OK(kv_write(db, b));
+			kv_batch_free(b);
+		} else
+			TU_OK(kv_put(db, k, strlen(k), v, (size_t)i % 150));
+	}
+	kv_close(db);
+}
+
+/* The hint the writer kept is the very file that reading the sealed
+ * segment back would give: byte for byte, in each sync mode. */
+static void test_hints_kept_by_the_writer_match_read_back_ones(void **state)
+{
+	static const uint32_t modes[] = { KV_SYNC_WRITE, KV_SYNC_NONE,
+					  KV_SYNC_ALWAYS };
+
+	(void)state;
+	for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+		char *dir = tu_mkdir(), name[64];
+		uint8_t *kept[64];
+		size_t klen[64], len;
+		kv_options o;
+		kv_t *db;
+		int n = 0;
+
+		mixed_writes(dir, &o, modes[m]);
+		for (; n < 64; n++) {
+			snprintf(name, sizeof name, "%016x.hint", n + 1);
+			if (!exists(tu_path(dir, name)))
+				break;
+			kept[n] = slurp(tu_path(dir, name), &klen[n]);
+			assert_int_equal(unlink(tu_path(dir, name)), 0);
+		}
+		assert_true(n >= 5);
+		/* Open reads every segment; close writes their hints by
+		 * reading them back. */
+		db = tu_open(dir, &o);
+		kv_close(db);
+		for (int i = 0; i < n; i++) {
+			snprintf(name, sizeof name, "%016x.hint", i + 1);
+			uint8_t *again = slurp(tu_path(dir, name), &len);
+			assert_int_equal(len, klen[i]);
+			assert_memory_equal(again, kept[i], len);
+			free(again);
+			free(kept[i]);
+		}
+		tu_rmdir(dir);
+	}
+}
+
 /* ---- batches with good CRCs and a broken sequence ---- */
 
 static void add_to_batch_left(kv__rec *r, void *ctx)
@@ -807,6 +884,7 @@ int main(void)
 		cmocka_unit_test(test_read_only_salvage_leaves_damaged_header_in_place),
 		cmocka_unit_test(test_segment_headers_that_lie_are_refused),
 		cmocka_unit_test(test_first_layout_hint_is_refused_and_replaced),
+		cmocka_unit_test(test_hints_kept_by_the_writer_match_read_back_ones),
 		cmocka_unit_test(test_broken_batch_sequence_is_damage),
 		cmocka_unit_test(test_salvage_never_applies_the_tail_of_a_damaged_batch),
 		cmocka_unit_test(test_hint_that_does_not_match_its_segment_is_refused),
