@@ -94,16 +94,21 @@ typedef struct kv__compact {
 } kv__compact;
 
 /* writeback.c: one request waiting for the write-back thread. */
+/* One waiting request of the write-back thread: [from, to) of seg, with
+ * a reference; seg NULL: none. */
+typedef struct kv__wbreq {
+	kv__seg *seg;
+	uint64_t from, to;
+} kv__wbreq;
+
 typedef struct kv__wb {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	pthread_t thread;
 	int thread_on;
 	int stop;
-	kv__seg *seg;          /* with a reference; NULL: nothing waits */
-	uint64_t off, len;
-	kv__seg *pf_seg;       /* pages to fault in: with a reference */
-	uint64_t pf_from, pf_to;
+	kv__wbreq fault;       /* pages to fault in (served first) */
+	kv__wbreq back;        /* write-back to start */
 } kv__wb;
 
 struct kv {

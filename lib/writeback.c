@@ -3,34 +3,37 @@
 
 #include "io.h"
 
+/* Takes the waiting request q (under w->mu, which it drops while the
+ * request runs). */
+static void serve(kv__wb *w, kv__wbreq *q, int fault)
+{
+	kv__wbreq r = *q;
+
+	q->seg = NULL;
+	pthread_mutex_unlock(&w->mu);
+	if (fault)
+		kv__seg_prefault(r.seg, r.from, r.to);
+	else /* advice: a failure here is the next fsync's to report */
+		(void)kv__io.writeback(r.seg->fd, (off_t)r.from,
+				       (off_t)(r.to - r.from));
+	kv__seg_unref(r.seg);
+	pthread_mutex_lock(&w->mu);
+}
+
 static void *wb_main(void *arg)
 {
 	kv__wb *w = arg;
 
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
-		while (!w->seg && !w->pf_seg && !w->stop)
+		while (!w->back.seg && !w->fault.seg && !w->stop)
 			pthread_cond_wait(&w->cv, &w->mu);
-		if (w->pf_seg) { /* first: the writer is heading there */
-			kv__seg *s = w->pf_seg;
-			uint64_t from = w->pf_from, to = w->pf_to;
-			w->pf_seg = NULL;
-			pthread_mutex_unlock(&w->mu);
-			kv__seg_prefault(s, from, to);
-			kv__seg_unref(s);
-			pthread_mutex_lock(&w->mu);
-			continue;
-		}
-		if (!w->seg)
+		if (w->fault.seg) /* first: the writer is heading there */
+			serve(w, &w->fault, 1);
+		else if (w->back.seg)
+			serve(w, &w->back, 0);
+		else
 			break;
-		kv__seg *s = w->seg;
-		uint64_t off = w->off, len = w->len;
-		w->seg = NULL;
-		pthread_mutex_unlock(&w->mu);
-		/* Advice: a failure here is the next fsync's to report. */
-		(void)kv__io.writeback(s->fd, (off_t)off, (off_t)len);
-		kv__seg_unref(s);
-		pthread_mutex_lock(&w->mu);
 	}
 	pthread_mutex_unlock(&w->mu);
 	return NULL;
@@ -44,30 +47,39 @@ static int running(kv__wb *w)
 	return w->thread_on;
 }
 
+/* Queues [from, to) of s as q, of which one waits at most: a newer one of
+ * the same segment takes the waiting one's start (it covers it), and of
+ * another segment replaces it (that one was sealed: its fdatasync wrote
+ * it, and no one writes into it any more). Returns the segment whose
+ * reference the caller drops, after w->mu. */
+static kv__seg *queue(kv__wb *w, kv__wbreq *q, kv__seg *s, uint64_t from,
+		      uint64_t to)
+{
+	kv__seg *drop = NULL;
+
+	if (q->seg == s) {
+		from = q->from;
+	} else {
+		drop = q->seg;
+		atomic_fetch_add(&s->refs, 1);
+	}
+	*q = (kv__wbreq){ s, from, to };
+	pthread_cond_signal(&w->cv);
+	return drop;
+}
+
 void kv__wb_prefault(kv_t *db, kv__seg *s, uint64_t from, uint64_t to)
 {
 	kv__wb *w = &db->wb;
 	kv__seg *drop = NULL;
 
 	pthread_mutex_lock(&w->mu);
-	if (!running(w)) {
-		pthread_mutex_unlock(&w->mu);
-		kv__seg_prefault(s, from, to); /* as before the thread */
-		return;
-	}
-	/* One request waits at most, as for write-back: a newer range of
-	 * the same segment starts where the waiting one does. */
-	if (w->pf_seg == s) {
-		from = w->pf_from;
-	} else {
-		drop = w->pf_seg;
-		atomic_fetch_add(&s->refs, 1);
-	}
-	w->pf_seg = s;
-	w->pf_from = from;
-	w->pf_to = to;
-	pthread_cond_signal(&w->cv);
+	int on = running(w);
+	if (on)
+		drop = queue(w, &w->fault, s, from, to);
 	pthread_mutex_unlock(&w->mu);
+	if (!on)
+		kv__seg_prefault(s, from, to); /* as before the thread */
 	kv__seg_unref(drop);
 }
 
@@ -77,22 +89,8 @@ void kv__wb_start(kv_t *db, kv__seg *s, uint64_t off, uint64_t len)
 	kv__seg *drop = NULL;
 
 	pthread_mutex_lock(&w->mu);
-	if (running(w)) {
-		/* One request waits at most: a newer one of the same
-		 * segment covers it, and of another segment replaces it
-		 * (that one was sealed, so its fdatasync wrote it). */
-		if (w->seg == s) {
-			len += off - w->off;
-			off = w->off;
-		} else {
-			drop = w->seg;
-			atomic_fetch_add(&s->refs, 1);
-		}
-		w->seg = s;
-		w->off = off;
-		w->len = len;
-		pthread_cond_signal(&w->cv);
-	}
+	if (running(w))
+		drop = queue(w, &w->back, s, off, off + len);
 	pthread_mutex_unlock(&w->mu);
 	kv__seg_unref(drop);
 }

@@ -437,7 +437,7 @@ static void test_bad_hint_falls_back_to_scan(void **state)
  * overwritten records (or, with keep, one live key). */
 static void overwritten_store(const char *dir, kv_options *o, int keep)
 {
-	char k[8], v[100];
+	char k[16], v[100];
 	kv_t *db;
 
 	*o = compact_options(4096);
@@ -453,7 +453,7 @@ static void overwritten_store(const char *dir, kv_options *o, int keep)
 
 static void expect_rounds(kv_t *db, int keep)
 {
-	char k[8], v[100];
+	char k[16], v[100];
 	size_t n;
 
 	for (int i = 0; i < 60; i++) {
