@@ -22,10 +22,14 @@ static void spill(kv__hint_buf *h)
 
 static uint8_t *grow_map(kv__hint_buf *h, size_t cap)
 {
-	void *d = h->data ? mremap(h->data, h->cap, cap, MREMAP_MAYMOVE)
-			  : mmap(NULL, cap, PROT_READ | PROT_WRITE,
-				 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	void *d;
 
+	if (h->data)
+		d = mremap(h->data, h->cap, cap, MREMAP_MAYMOVE);
+	else /* fd -1: what Linux and POSIX ask of an anonymous map */
+		d = mmap(NULL, cap, PROT_READ | PROT_WRITE,
+			 /* cppcheck-suppress invalidFunctionArg */
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	return d == MAP_FAILED ? NULL : d;
 }
 
