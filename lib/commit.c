@@ -12,6 +12,7 @@
 #include "repl.h"
 #include "writeback.h"
 
+/* Ops of a commit whose table slots are prefetched before the append. */
 #define KV__PREFETCH_OPS 16
 
 int kv__prepare_value(kv_t *db, kv__op *op, void **owned)

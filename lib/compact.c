@@ -533,8 +533,8 @@ static int copy_segment(job *j, kv__seg *s)
  * they only leave: writes go to the active segment, and only compaction
  * (this thread) moves an entry into a sealed segment. So an entry found
  * elsewhere cannot come back, and the scan can run in short shared holds
- * of klock. Returns the number marked, in unread[]. */
-static size_t find_unread(job *j, uint8_t *unread)
+ * of klock. */
+static void find_unread(job *j, uint8_t *unread)
 {
 	kv_t *db = j->db;
 	uint8_t *cand = NULL; /* by segment slot: 1 for a candidate input */
@@ -554,7 +554,7 @@ static size_t find_unread(job *j, uint8_t *unread)
 	kv__klock_unlock(&db->klock);
 	if (!cand) {
 		memset(unread, 0, j->nin); /* read them all, as before */
-		return 0;
+		return;
 	}
 	for (uint32_t id = 0, end = 1; id < end;) {
 		kv__klock_rd(&db->klock);
@@ -578,11 +578,9 @@ static size_t find_unread(job *j, uint8_t *unread)
 		for (int k = 0; k < 64 && id < end; k++)
 			kv__cpu_relax();
 	}
-	n = 0;
 	for (size_t i = 0; i < j->nin; i++)
-		n += unread[i] = cand[j->in[i]->slot];
+		unread[i] = cand[j->in[i]->slot];
 	free(cand);
-	return n;
 }
 
 /* Copies what must survive of input i, or passes over it unread. */

@@ -42,8 +42,9 @@ int kv__fetch_copy(kv_t *db, const void *key, size_t klen, kv_view_fn fn,
 int kv__fetch_key(kv_t *db, const void *key, size_t klen, kv__fetch *f);
 /* KV_OK when key has a live value, from the keydir alone unless its entry
  * has an expiry, which only the record holds (then fetched and checked).
- * For deletes: a delete does not need the value it removes, and reading
- * it cost a record miss and a CRC per call, twice (deleterandom). */
+ * For kv_delete's check under wlock (commit.c, still_live): a delete does
+ * not need the value it removes, and reading it cost a record miss and a
+ * CRC per call (deleterandom). */
 int kv__live_key(kv_t *db, const void *key, size_t klen);
 /* Without locks: checks header, key and CRC against what the keydir said
  * (KV_ECORRUPT naming file and offset) and the expiry (KV_ENOTFOUND). */

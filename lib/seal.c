@@ -13,7 +13,6 @@
  */
 #include <limits.h>
 #include <stdio.h>
-
 #include <stdlib.h>
 
 #include "lock.h"

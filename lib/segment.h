@@ -38,9 +38,10 @@ typedef struct kv__seg {
 	 * are trimmed when the segment is sealed or the store closed; after
 	 * a crash, recovery cuts them quietly. 0: no preallocation. */
 	uint32_t prealloc;
-	/* Fault preallocated pages in writable when allocating them (not in
+	/* Have preallocated pages faulted in writable ahead of the writer,
+	 * by the write-back thread (kv__seg_to_prefault); not in
 	 * KV_SYNC_ALWAYS: each fdatasync cleans and write-protects the pages
-	 * again, so it would only add the zeros to the next sync). */
+	 * again, so it would only add the zeros to the next sync. */
 	int prefault;
 	uint64_t alloc_end;
 	/* Where prefault is set: allocated pages not yet handed over to be

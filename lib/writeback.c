@@ -1,4 +1,5 @@
-/* writeback.c - the thread that starts write-back ahead of the seal. */
+/* writeback.c - the thread that starts write-back ahead of the seal and
+ * faults in the pages the writer is about to fill. */
 #include "writeback.h"
 
 #include "io.h"
