@@ -514,6 +514,29 @@ static uint8_t *copy_in_order(uint8_t *dst, const uint8_t *src, size_t n)
 	return dst + n;
 }
 
+/*
+ * Starts taking the cache lines the next append will store to, with
+ * intent to write, while the rest of this put runs. The page cache's
+ * lines are not in this core's cache (the write-back thread faulted the
+ * pages in), so a record's stores waited in the store buffer, and the
+ * next locked instruction (wlock, klock) waited for them. kvbench
+ * fillrandom, 5 alternating pairs: 2,536-2,628 k/s without, 2,624-2,770
+ * with; 6 lines from 128 B ahead instead: no better (4 pairs). A
+ * prefetch past the map's end is a hint and cannot fault.
+ */
+static void prefetch_next(const uint8_t *p)
+{
+	for (int i = 0; i < 4; i++) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+		/* PREFETCHW: x86-64 without -mprfchw would emit a read
+		 * prefetch; older CPUs run it as a NOP. */
+		__asm__ __volatile__("prefetchw %0" : : "m"(p[i * 64]));
+#else
+		__builtin_prefetch(p + i * 64, 1);
+#endif
+	}
+}
+
 /* Appends into allocated space by copying into the writable map; 0 when
  * it cannot (no map, or writes must go through kv__io for a test). */
 static int map_append(kv__seg *s, const struct iovec *iov, int cnt, size_t n)
@@ -524,6 +547,7 @@ static int map_append(kv__seg *s, const struct iovec *iov, int cnt, size_t n)
 	uint8_t *p = s->map + s->size;
 	for (int i = 0; i < cnt; i++)
 		p = copy_in_order(p, iov[i].iov_base, iov[i].iov_len);
+	prefetch_next(p);
 	return 1;
 }
 
