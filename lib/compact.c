@@ -31,6 +31,7 @@
 #include "hint.h"
 #include "io.h"
 #include "le.h"
+#include "liveset.h"
 #include "record.h"
 #include "repl.h"
 #include "walk.h"
@@ -44,6 +45,12 @@
 #define SWITCH_STEP 64          /* keys switched per exclusive lock hold */
 #define CHECK_BATCH 16          /* records checked per shared lock hold */
 #define SCAN_STEP 128           /* keydir entries scanned per shared hold */
+/* Live sets (scan_live) when the keydir has at most one entry per this
+ * many input bytes: a scan reads entries in order, some ns each, where a
+ * lookup per record is a cache miss or two, so a store with 8 times more
+ * keys than the inputs can hold records (32 bytes each at least) still
+ * scans; far bigger ones look the inputs' records up instead. */
+#define SCAN_PER_ENTRY 4
 #define IDLE_MS 1000            /* background thread: look this often */
 #define BACKOFF_MS 30000        /* ...and this long after a failure */
 #define NO_OUT UINT32_MAX
@@ -85,6 +92,7 @@ typedef struct job {
 	size_t nmoves, capmoves;
 	kv__walk walk;
 	int skipped;            /* KV_SALVAGE skipped damage in an input */
+	kv__liveset *live;      /* per input, or NULL: look records up */
 	kv_compact_stats st;
 } job;
 
@@ -368,23 +376,51 @@ typedef struct pending {
 	const uint8_t *rec;     /* in the segment's map: valid all along */
 	uint32_t id;            /* keydir id if its entry points here */
 	int present;            /* the key is in the keydir at all */
+	int settled;            /* id and present known without a lookup */
 } pending;
 
-/* Looks every pending key up under one shared hold of klock. One hold per
- * record made the writer and this thread hand the lock back and forth (it
- * prefers writers): a context switch per put on 2 cores, and overwrites
- * fell from ~400 k/s to ~40 k/s while a compaction ran. */
+static int expired(const job *j, const kv__rec *r)
+{
+	return r->expire_ms && r->expire_ms <= j->now;
+}
+
+/* Settles p from the input's live set where that is all copy_put and
+ * copy_del need: a put's liveness, unless it expired (then whether its
+ * key is present elsewhere matters too); a tombstone only below the
+ * floor, which drops it whatever the keydir says. */
+static int settle(const job *j, const kv__liveset *ls, pending *p)
+{
+	if (!ls)
+		return 0;
+	if (p->r.type != KV__REC_PUT)
+		return j->floor > p->r.lsn;
+	p->id = kv__live_id(ls, p->off);
+	p->present = p->id != UINT32_MAX;
+	return p->present || !expired(j, &p->r);
+}
+
+/* Looks the unsettled pending keys up under one shared hold of klock. One
+ * hold per record made the writer and this thread hand the lock back and
+ * forth (it prefers writers): a context switch per put on 2 cores, and
+ * overwrites fell from ~400 k/s to ~40 k/s while a compaction ran. */
 static void check_live(kv_t *db, const kv__seg *s, pending *p, size_t n)
 {
 	uint64_t h[CHECK_BATCH];
+	size_t k = 0;
 
 	for (size_t i = 0; i < n; i++)
-		h[i] = kv__kd_hash(p[i].rec + KV__REC_HDR, p[i].r.klen);
+		if (!p[i].settled)
+			h[k++] = kv__kd_hash(p[i].rec + KV__REC_HDR,
+					     p[i].r.klen);
+	if (k == 0)
+		return;
 	kv__klock_rd(&db->klock);
-	kv__kd_warm(&db->kd, h, n); /* the table may move: under klock */
-	for (size_t i = 0; i < n; i++) {
+	kv__kd_warm(&db->kd, h, k); /* the table may move: under klock */
+	for (size_t i = 0, hi = 0; i < n; i++) {
+		if (p[i].settled)
+			continue;
 		uint32_t id = kv__kd_find(&db->kd, p[i].rec + KV__REC_HDR,
-					  p[i].r.klen, h[i]);
+					  p[i].r.klen, h[hi++]);
 		uint64_t loc = KV__LOC(s->slot, p[i].off);
 
 		p[i].present = id != UINT32_MAX;
@@ -408,14 +444,14 @@ static int copy_put(job *j, kv__seg *s, const pending *p)
 	uint64_t loc = KV__LOC(s->slot, p->off), noff = 0;
 	uint32_t out = NO_OUT, id = p->id;
 	int present = p->present, live = id != UINT32_MAX, rc;
-	int expired = r->expire_ms && r->expire_ms <= j->now;
+	int gone = expired(j, r);
 
 	/* Dropping an expired record could bring back an older value of its
 	 * key from another segment: leave a tombstone then. That holds too
 	 * when open already dropped the key from the index, because of this
 	 * very record; a key that is absent for another reason has a newer
 	 * tombstone or expired record, so one more tombstone does no harm. */
-	if (expired && (live || !present)) {
+	if (gone && (live || !present)) {
 		if (j->floor <= r->lsn &&
 		    (rc = emit(j, tombstone_of(r), key, NULL, &out, &noff)))
 			return rc;
@@ -469,10 +505,15 @@ static int damaged(job *j, kv__seg *s, uint64_t *off, const char *why)
 	return 0;
 }
 
-/* Checks the liveness of n pending records together, then copies what
- * must survive of them. */
-static int copy_pending(job *j, kv__seg *s, pending *p, size_t n)
+/* Settles the liveness of n pending records of input `in` together, then
+ * copies what must survive of them. */
+static int copy_pending(job *j, size_t in, pending *p, size_t n)
 {
+	const kv__liveset *ls = j->live ? &j->live[in] : NULL;
+	kv__seg *s = j->in[in];
+
+	for (size_t i = 0; i < n; i++)
+		p[i].settled = settle(j, ls, &p[i]);
 	check_live(j->db, s, p, n);
 	for (size_t i = 0; i < n; i++) {
 		int rc = p[i].r.type == KV__REC_PUT ? copy_put(j, s, &p[i])
@@ -490,8 +531,9 @@ static int copy_pending(job *j, kv__seg *s, pending *p, size_t n)
  * compaction never copies bad bytes into a file with a fresh checksum. A
  * record the walk had to read into its buffer (the segment is not mapped)
  * goes alone, as the next read reuses the buffer. */
-static int copy_segment(job *j, kv__seg *s)
+static int copy_segment(job *j, size_t in)
 {
+	kv__seg *s = j->in[in];
 	pending p[CHECK_BATCH];
 	size_t n = 0;
 	int rc = 0;
@@ -504,7 +546,7 @@ static int copy_segment(job *j, kv__seg *s)
 		if (why && j->walk.err)
 			return j->walk.err; /* an I/O error, not damage */
 		if (why) {
-			if ((rc = copy_pending(j, s, p, n)) == 0)
+			if ((rc = copy_pending(j, in, p, n)) == 0)
 				rc = damaged(j, s, &off, why);
 			n = 0;
 			continue;
@@ -515,61 +557,108 @@ static int copy_segment(job *j, kv__seg *s)
 		p[n++].off = off;
 		off += size;
 		if (n == CHECK_BATCH || !mapped || off >= s->size) {
-			rc = copy_pending(j, s, p, n);
+			rc = copy_pending(j, in, p, n);
 			n = 0;
 		}
 	}
 	return rc;
 }
 
-/* Marks the inputs that hold nothing to keep, so they can go unread: no
- * key's entry points into one, and no segment outside the inputs holds a
- * record older than its newest, so none of its tombstones or expired
- * records shadows anything (copy_put, copy_del). An overwrite-heavy
- * store's old segments are such: kvbench's compact chain read 335 MB, two
- * thirds of them whole segments of overwritten records.
- * live_bytes == 0 picks the candidates; one scan of the entries confirms
- * them all. Only entries of sealed segments' keys can point into one, and
- * they only leave: writes go to the active segment, and only compaction
- * (this thread) moves an entry into a sealed segment. So an entry found
- * elsewhere cannot come back, and the scan can run in short shared holds
- * of klock. */
-static void find_unread(job *j, uint8_t *unread)
+/* Room for more pairs, grown outside klock. 0 when memory ran out. */
+static int more_pairs(kv__livepair **p, size_t *cap)
+{
+	size_t ncap = *cap ? *cap * 2 : 4096;
+	kv__livepair *np = reallocarray(*p, ncap, sizeof *np);
+
+	if (!np)
+		return 0;
+	*p = np;
+	*cap = ncap;
+	return 1;
+}
+
+/* The inputs' live sets (liveset.h) from the pairs found, or none (every
+ * record is then looked up, as without them). */
+static void build_live(job *j, const kv__livepair *pairs, size_t n)
+{
+	uint64_t *sizes = calloc(j->nin, sizeof *sizes);
+
+	j->live = calloc(j->nin, sizeof *j->live);
+	for (size_t i = 0; sizes && i < j->nin; i++)
+		sizes[i] = j->in[i]->size;
+	if (!sizes || !j->live ||
+	    kv__live_build(j->live, j->nin, sizes, pairs, n)) {
+		free(j->live);
+		j->live = NULL;
+	}
+	free(sizes);
+}
+
+/*
+ * One scan of the keydir's entries, in short shared holds of klock, finds
+ * every entry that points into an input: the inputs' live sets, and the
+ * inputs that hold nothing to keep, which can go unread. Those are the
+ * ones no entry points into, and which no segment outside the inputs
+ * predates (j->floor > their newest LSN), so none of their tombstones or
+ * expired records shadows anything (copy_put, copy_del). An
+ * overwrite-heavy store's old segments are such: kvbench's compact chain
+ * read 335 MB, two thirds of them whole segments of overwritten records.
+ *
+ * Short holds are enough because entries only leave the inputs while the
+ * scan runs: writes go to the active segment, and only compaction (this
+ * thread) moves an entry into a sealed segment. So a record the scan
+ * finds unreferenced stays so; one it finds referenced may lose its key
+ * before the switch, which checks again (switch_one).
+ */
+static void scan_live(job *j, uint8_t *unread)
 {
 	kv_t *db = j->db;
-	uint8_t *cand = NULL; /* by segment slot: 1 for a candidate input */
-	uint32_t ncand = 0;   /* slots then; new segments take higher ones */
-	size_t n = 0;
+	uint32_t *input, nslots; /* by segment slot: input index + 1, or 0 */
+	kv__livepair *pairs = NULL;
+	size_t n = 0, cap = 0, cands = 0;
+	int ok;
 
 	kv__klock_rd(&db->klock);
+	nslots = db->nslots; /* new segments take higher slots */
+	input = calloc(nslots, sizeof *input);
+	ok = input && db->kd.nids <= j->prog.total / SCAN_PER_ENTRY;
 	for (size_t i = 0; i < j->nin; i++) {
 		const kv__seg *s = j->in[i];
 
-		unread[i] = j->floor > s->max_lsn && s->live_bytes == 0;
-		n += unread[i];
+		unread[i] = input && j->floor > s->max_lsn &&
+			    s->live_bytes == 0;
+		cands += unread[i];
+		if (input)
+			input[s->slot] = (uint32_t)i + 1;
 	}
-	if (n && (cand = calloc(ncand = db->nslots, 1)) != NULL)
-		for (size_t i = 0; i < j->nin; i++)
-			cand[j->in[i]->slot] = unread[i];
 	kv__klock_unlock(&db->klock);
-	if (!cand) {
-		memset(unread, 0, j->nin); /* read them all, as before */
-		return;
+	if (ok)
+		ok = more_pairs(&pairs, &cap);
+	if (!ok && cands == 0) {
+		free(input);
+		return; /* every input read, every record looked up */
 	}
 	for (uint32_t id = 0, end = 1; id < end;) {
 		kv__klock_rd(&db->klock);
 		end = db->kd.nids - id > SCAN_STEP ? id + SCAN_STEP
 						   : db->kd.nids;
-		for (; id < end; id++) {
-			uint32_t sl = kv__kd_live(&db->kd, id) ?
-				KV__LOC_SLOT(kv__kd_ent(&db->kd, id)->loc) :
-				ncand;
+		for (; id < end && !(ok && n == cap); id++) {
+			if (!kv__kd_live(&db->kd, id))
+				continue;
+			uint64_t loc = kv__kd_ent(&db->kd, id)->loc;
+			uint32_t sl = KV__LOC_SLOT(loc), in;
 
-			if (sl < ncand)
-				cand[sl] = 0;
+			if (sl >= nslots || (in = input[sl]) == 0)
+				continue;
+			unread[in - 1] = 0;
+			if (ok)
+				pairs[n++] = (kv__livepair){ KV__LOC_OFF(loc),
+							     in - 1, id };
 		}
 		end = db->kd.nids;
 		kv__klock_unlock(&db->klock);
+		if (ok && n == cap)
+			ok = more_pairs(&pairs, &cap);
 		/* A gap before the next hold, for a writer spinning on klock
 		 * (lock.h) to get in: taken back at once, the lock stayed
 		 * held until the writer slept, and a woken writer waits 40-80
@@ -578,9 +667,10 @@ static void find_unread(job *j, uint8_t *unread)
 		for (int k = 0; k < 64 && id < end; k++)
 			kv__cpu_relax();
 	}
-	for (size_t i = 0; i < j->nin; i++)
-		unread[i] = cand[j->in[i]->slot];
-	free(cand);
+	if (ok)
+		build_live(j, pairs, n);
+	free(pairs);
+	free(input);
 }
 
 /* Copies what must survive of input i, or passes over it unread. */
@@ -589,7 +679,7 @@ static int take_input(job *j, size_t i, const uint8_t *unread)
 	kv__seg *s = j->in[i];
 
 	if (!unread[i])
-		return copy_segment(j, s);
+		return copy_segment(j, i);
 	j->done += s->size;
 	j->unread += s->size;
 	return progress(j);
@@ -850,10 +940,14 @@ static int run(job *j)
 	uint8_t *unread = calloc(j->nin, 1);
 	if (!unread)
 		return kv__fail(KV_ENOMEM, "out of memory in compaction");
-	find_unread(j, unread);
+	scan_live(j, unread);
 	for (size_t i = 0; i < j->nin && rc == 0; i++)
 		rc = take_input(j, i, unread);
 	free(unread);
+	if (j->live)
+		kv__live_free(j->live, j->nin);
+	free(j->live);
+	j->live = NULL;
 	if (rc == 0)
 		rc = progress(j); /* the last report says done == total */
 	if (rc == 0) {

@@ -526,13 +526,13 @@ static uint8_t *copy_in_order(uint8_t *dst, const uint8_t *src, size_t n)
  */
 static void prefetch_next(const uint8_t *p)
 {
-	for (int i = 0; i < 4; i++) {
+	for (size_t i = 0; i < 256; i += 64) { /* four lines */
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 		/* PREFETCHW: x86-64 without -mprfchw would emit a read
 		 * prefetch; older CPUs run it as a NOP. */
-		__asm__ __volatile__("prefetchw %0" : : "m"(p[i * 64]));
+		__asm__ __volatile__("prefetchw %0" : : "m"(p[i]));
 #else
-		__builtin_prefetch(p + i * 64, 1);
+		__builtin_prefetch(p + i, 1);
 #endif
 	}
 }

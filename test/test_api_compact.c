@@ -535,6 +535,84 @@ static void test_bytes_read_leaves_out_unread_segments(void **state)
 	tu_rmdir(dir);
 }
 
+/* A compaction whose inputs are small beside the keydir looks their
+ * records up one by one instead of scanning every entry (compact.c,
+ * SCAN_PER_ENTRY): 30,000 keys, and only the first segment's keys
+ * overwritten, deleted or given a TTL that runs out. Every key then reads
+ * as the model says, before and after a reopen, and the first segment's
+ * dead records are gone. */
+#define BIG_KEYS 30000
+
+static void big_value(int i, int version, char *v, size_t n)
+{
+	snprintf(v, n, "value-%d-version-%d", i, version);
+}
+
+static void expect_big(kv_t *db, const int *version)
+{
+	char k[16], v[48];
+
+	for (int i = 0; i < BIG_KEYS; i++) {
+		snprintf(k, sizeof k, "b%06d", i);
+		if (version[i] < 0) {
+			tu_expect_missing(db, k);
+			continue;
+		}
+		big_value(i, version[i], v, sizeof v);
+		tu_expect(db, k, v);
+	}
+}
+
+static void test_small_inputs_beside_many_keys_look_records_up(void **state)
+{
+	char *dir = tu_mkdir();
+	kv_options o = compact_options(64 << 10);
+	kv_compact_stats cs;
+	int *version = calloc(BIG_KEYS, sizeof *version);
+	char k[16], v[48];
+	kv_t *db;
+
+	(void)state;
+	assert_non_null(version);
+	db = tu_open(dir, &o);
+	for (int i = 0; i < BIG_KEYS; i++) {
+		snprintf(k, sizeof k, "b%06d", i);
+		big_value(i, 0, v, sizeof v);
+		TU_OK(tu_put(db, k, v));
+	}
+	/* The first segment holds about the first 900 keys. */
+	for (int i = 0; i < 600; i++) {
+		snprintf(k, sizeof k, "b%06d", i);
+		if (i % 3 == 0) {
+			TU_OK(kv_delete(db, k, strlen(k)));
+			version[i] = -1;
+		} else if (i % 3 == 1) {
+			big_value(i, 1, v, sizeof v);
+			TU_OK(tu_put(db, k, v));
+			version[i] = 1;
+		} else {
+			big_value(i, 2, v, sizeof v);
+			TU_OK(kv_put_ttl(db, k, strlen(k), v, strlen(v), 10));
+			version[i] = -1; /* expires below */
+		}
+	}
+	tu_clock_ms += 100;
+	uint64_t first = tu_file_size(tu_seg_path(dir, 1));
+	TU_OK(kv_compact(db, &cs));
+	/* Inputs far smaller than 4 bytes per key: the lookup path. */
+	assert_true(cs.segments_in >= 1);
+	assert_true(cs.bytes_read < (uint64_t)BIG_KEYS * 4);
+	assert_int_equal(access(tu_seg_path(dir, 1), F_OK), -1);
+	assert_true(cs.bytes_freed > first / 3);
+	expect_big(db, version);
+	kv_close(db);
+	db = tu_open(dir, &o);
+	expect_big(db, version);
+	kv_close(db);
+	free(version);
+	tu_rmdir(dir);
+}
+
 /* ---- the background thread and the progress callback ---- */
 
 static void test_background_compaction_reclaims_space(void **state)
@@ -795,6 +873,7 @@ int main(void)
 		cmocka_unit_test(test_progress_and_cancel),
 		cmocka_unit_test(test_segment_with_nothing_to_keep_goes_unread),
 		cmocka_unit_test(test_bytes_read_leaves_out_unread_segments),
+		cmocka_unit_test(test_small_inputs_beside_many_keys_look_records_up),
 		cmocka_unit_test(test_compact_arguments),
 		cmocka_unit_test(test_figures_add_up_during_compaction),
 		cmocka_unit_test(test_readers_and_writer_during_compactions),
