@@ -360,14 +360,16 @@ static int acks_at_append(const kv_t *db, const commit *c)
 	}
 }
 
-/* Starts loading the table slots publish will search, so that their
- * cache misses overlap the append instead of following it. Only the
- * slots' addresses are read: the table moves only under wlock, which we
- * hold; their contents may change under klock, which we do not. */
+/* Starts loading the filter blocks and table slots publish will search,
+ * so that their cache misses overlap the append (and each other) instead
+ * of following it. Only their addresses are read: the table and filter
+ * move only under wlock, which we hold; their contents may change under
+ * klock, which we do not. The filter block too: kvbench fillrandom, 10
+ * alternating pairs, mean 2,439 against 2,391 k/s, 7 of 10 faster. */
 static void prefetch_slots(kv_t *db, const commit *c)
 {
 	for (size_t i = 0; i < c->n && i < KV__PREFETCH_OPS; i++)
-		kv__kd_prefetch(&db->kd, kv__kd_hash(c->ops[i].key,
+		kv__kd_prefetch_find(&db->kd, kv__kd_hash(c->ops[i].key,
 						     c->ops[i].klen));
 }
 

@@ -211,6 +211,12 @@ static const kv__kslot *tag_match(const kv__keydir *kd, uint32_t h)
 	}
 }
 
+void kv__kd_prefetch_find(const kv__keydir *kd, uint64_t hash)
+{
+	__builtin_prefetch(bloom_block(kd, bloom_mix(h32_of(hash))));
+	kv__kd_prefetch(kd, hash);
+}
+
 void kv__kd_warm(const kv__keydir *kd, const uint64_t *hashes, size_t n)
 {
 	for (size_t i = 0; i < n; i++)

@@ -112,6 +112,9 @@ static inline void kv__kd_prefetch(const kv__keydir *kd, uint64_t hash)
 {
 	__builtin_prefetch(&kd->slots[(uint32_t)hash & (kd->cap - 1)]);
 }
+/* Starts loading the filter block and the table slot that finding (or
+ * inserting) hash will read first: two independent cache misses. */
+void kv__kd_prefetch_find(const kv__keydir *kd, uint64_t hash);
 /* Brings into cache what finding each of n keys (by hash) will touch:
  * filter blocks, then table slots, then the entries and key bytes of
  * matching slots, each stage over all n, so their cache misses overlap
