@@ -392,8 +392,11 @@ static int settle(const job *j, const kv__liveset *ls, pending *p)
 {
 	if (!ls)
 		return 0;
-	if (p->r.type != KV__REC_PUT)
+	if (p->r.type != KV__REC_PUT) {
+		p->id = UINT32_MAX;
+		p->present = 0; /* either way: copy_del drops it by the floor */
 		return j->floor > p->r.lsn;
+	}
 	p->id = kv__live_id(ls, p->off);
 	p->present = p->id != UINT32_MAX;
 	return p->present || !expired(j, &p->r);
