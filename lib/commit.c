@@ -285,12 +285,6 @@ static int write_run(kv_t *db, commit *c)
 {
 	int broken = 0, rc;
 
-	if (c->raw) {
-		c->iov[0] = (struct iovec){ (void *)c->raw, (size_t)c->bytes };
-		c->cnt = 1;
-	} else {
-		encode(db, c->ops, c->n, c->hdrs, c->iov, &c->cnt);
-	}
 	rc = kv__seg_append(db->active, c->iov, c->cnt, (size_t)c->bytes,
 			    &broken);
 	if (rc && broken)
@@ -403,6 +397,17 @@ static int append_locked(kv_t *db, commit *c)
 	int rc;
 
 	prefetch_slots(db, c);
+	/* Encoded before refuse, so that the misses just prefetched overlap
+	 * the encoding and CRC instead of stalling a delete's liveness
+	 * check at once: deleterandom after a reopen 1,592-1,732 k/s against
+	 * 1,557-1,638, fillrandom 2,530-2,624 against 2,004-2,581 (5
+	 * alternating pairs, the new one faster in each). */
+	if (c->raw) {
+		c->iov[0] = (struct iovec){ (void *)c->raw, (size_t)c->bytes };
+		c->cnt = 1;
+	} else {
+		encode(db, c->ops, c->n, c->hdrs, c->iov, &c->cnt);
+	}
 	if ((rc = refuse(db, c)) != 0)
 		return rc;
 	db->repl.sealed = 0;
