@@ -363,8 +363,8 @@ static int acks_at_append(const kv_t *db, const commit *c)
 static void prefetch_slots(kv_t *db, const commit *c)
 {
 	for (size_t i = 0; i < c->n && i < KV__PREFETCH_OPS; i++)
-		kv__kd_prefetch_find(&db->kd, kv__kd_hash(c->ops[i].key,
-						     c->ops[i].klen));
+		kv__kd_prefetch_find(&db->kd,
+				     kv__kd_hash(c->ops[i].key, c->ops[i].klen));
 }
 
 /* Adds the run just appended at off to the active segment's hint entries
