@@ -188,32 +188,6 @@ static int publish(kv_t *db, const kv__op *ops, size_t n, uint32_t slot,
 			"write is in the log; reopen the store");
 }
 
-/* Encodes the ops into headers and iovecs: header, key, value each. */
-static void encode(kv_t *db, const kv__op *ops, size_t n, uint8_t *hdrs,
-		   struct iovec *iov, int *cnt)
-{
-	*cnt = 0;
-	for (size_t i = 0; i < n; i++) {
-		kv__rec r = {
-			.type = ops[i].type,
-			.flags = ops[i].flags,
-			.klen = (uint16_t)ops[i].klen,
-			.vlen = ops[i].vlen,
-			.batch_left = (uint32_t)(n - 1 - i),
-			.lsn = db->next_lsn + i,
-			.expire_ms = ops[i].expire_ms,
-		};
-		uint8_t *h = hdrs + i * KV__REC_HDR;
-
-		kv__rec_encode(&r, h, ops[i].key, ops[i].val);
-		iov[(*cnt)++] = (struct iovec){ h, KV__REC_HDR };
-		iov[(*cnt)++] = (struct iovec){ (void *)ops[i].key, ops[i].klen };
-		if (ops[i].vlen)
-			iov[(*cnt)++] = (struct iovec){ (void *)ops[i].val,
-							ops[i].vlen };
-	}
-}
-
 /* Which position, if any, this write must wait to be durable. */
 static uint64_t sync_target(kv_t *db)
 {
@@ -367,6 +341,42 @@ static void prefetch_slots(kv_t *db, const commit *c)
 				     kv__kd_hash(c->ops[i].key, c->ops[i].klen));
 }
 
+/* The record of op i of c, before its LSNs are taken (take_lsns): a local
+ * commit takes the next ones, a replicated one brings its own. */
+static kv__rec rec_of(const kv_t *db, const commit *c, size_t i)
+{
+	const kv__op *op = &c->ops[i];
+
+	return (kv__rec){
+		.type = op->type,
+		.flags = op->flags,
+		.klen = (uint16_t)op->klen,
+		.vlen = op->vlen,
+		.batch_left = (uint32_t)(c->n - 1 - i),
+		.lsn = c->kind == KV__COMMIT_LOCAL ? db->next_lsn + i : op->lsn,
+		.expire_ms = op->expire_ms,
+	};
+}
+
+/* Encodes a local commit's ops into headers and iovecs: header, key,
+ * value each. */
+static void encode(const kv_t *db, commit *c)
+{
+	c->cnt = 0;
+	for (size_t i = 0; i < c->n; i++) {
+		const kv__op *op = &c->ops[i];
+		kv__rec r = rec_of(db, c, i);
+		uint8_t *h = c->hdrs + i * KV__REC_HDR;
+
+		kv__rec_encode(&r, h, op->key, op->val);
+		c->iov[c->cnt++] = (struct iovec){ h, KV__REC_HDR };
+		c->iov[c->cnt++] = (struct iovec){ (void *)op->key, op->klen };
+		if (op->vlen)
+			c->iov[c->cnt++] = (struct iovec){ (void *)op->val,
+							   op->vlen };
+	}
+}
+
 /* Adds the run just appended at off to the active segment's hint entries
  * (segment.h, wh): about 7 ns a record, against reading the whole
  * segment back and checking every record after the seal (40 ms for 64
@@ -378,17 +388,10 @@ static void hint_run(kv_t *db, const commit *c, uint64_t off)
 	kv__hint_buf *h = db->active->wh;
 
 	for (size_t i = 0; h && !h->failed && i < c->n; i++) {
-		const kv__op *op = &c->ops[i];
-		kv__rec r = {
-			.type = op->type, .flags = op->flags,
-			.klen = (uint16_t)op->klen, .vlen = op->vlen,
-			.lsn = c->kind == KV__COMMIT_LOCAL ? db->next_lsn + i
-							   : op->lsn,
-			.expire_ms = op->expire_ms,
-		};
+		kv__rec r = rec_of(db, c, i);
 
-		kv__hint_add(h, &r, off, op->key);
-		off += kv__rec_size(op->klen, op->vlen);
+		kv__hint_add(h, &r, off, c->ops[i].key);
+		off += kv__rec_size(r.klen, r.vlen);
 	}
 }
 
@@ -406,7 +409,7 @@ static int append_locked(kv_t *db, commit *c)
 		c->iov[0] = (struct iovec){ (void *)c->raw, (size_t)c->bytes };
 		c->cnt = 1;
 	} else {
-		encode(db, c->ops, c->n, c->hdrs, c->iov, &c->cnt);
+		encode(db, c);
 	}
 	if ((rc = refuse(db, c)) != 0)
 		return rc;

@@ -93,14 +93,14 @@ typedef struct kv__compact {
 	uint64_t freed;        /* disk bytes they reclaimed */
 } kv__compact;
 
-/* writeback.c: one request waiting for the write-back thread. */
-/* One waiting request of the write-back thread: [from, to) of seg, with
- * a reference; seg NULL: none. */
+/* One waiting request of the write-back thread (writeback.c): [from, to)
+ * of seg, with a reference; seg NULL: none. */
 typedef struct kv__wbreq {
 	kv__seg *seg;
 	uint64_t from, to;
 } kv__wbreq;
 
+/* writeback.c: the write-back thread and what waits for it. */
 typedef struct kv__wb {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
