@@ -97,7 +97,9 @@ int kv__kd_cmp(const kv__keydir *kd, uint32_t id, const void *key,
 static void *region_new(size_t bytes, int huge)
 {
 	size_t span = huge && bytes >= HUGE_PAGE ? bytes + HUGE_PAGE : bytes;
+	/* fd -1: what Linux and POSIX ask of an anonymous map */
 	uint8_t *p = mmap(NULL, span, PROT_READ | PROT_WRITE,
+			  /* cppcheck-suppress invalidFunctionArg */
 			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	if (p == MAP_FAILED)
