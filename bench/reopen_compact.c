@@ -139,6 +139,41 @@ static void scan_figures(const char *dir, const kv_options *o, long n)
 	kv_close(db);
 }
 
+/* Deletes of keys j * 7919 % n for j in [from, to) (distinct: 7919 is a
+ * prime that divides no n used here); their rate in k/s. */
+static double delete_rate(kv_t *db, long n, long from, long to)
+{
+	char key[32];
+	double t0 = now_s();
+
+	for (long j = from; j < to; j++) {
+		snprintf(key, sizeof key, "key%013ld", j * 7919 % n);
+		int rc = kv_delete(db, key, 16);
+		if (rc)
+			die(rc, "delete");
+	}
+	return (double)(to - from) / (now_s() - t0) / 1e3;
+}
+
+/* kv_delete without the ordered index and then with it (built by a
+ * kv_scan), a tenth of the keys each: with it, each delete also removes
+ * its key from the tree. Last: the store loses those keys. */
+static void delete_figures(const char *dir, const kv_options *o, long n)
+{
+	kv_t *db;
+	int got = 0, rc = kv_open(dir, o, &db);
+
+	if (rc)
+		die(rc, "open");
+	double plain = delete_rate(db, n, 0, n / 10);
+	if ((rc = kv_scan(db, NULL, 0, NULL, 0, NULL, 0, 1, count_pair, &got)))
+		die(rc, "scan");
+	double ordered = delete_rate(db, n, n / 10, n / 5);
+	printf("kv_delete of %ld keys: %.0f k/s; with the ordered index built: "
+	       "%.0f k/s\n", n / 10, plain, ordered);
+	kv_close(db);
+}
+
 int main(int argc, char **argv)
 {
 	long n = argc > 1 ? atol(argv[1]) : 1000000;
@@ -183,5 +218,6 @@ int main(int argc, char **argv)
 	printf("open, from hint files (%llu segments hinted): %.1f ms "
 	       "(median of 3)\n", (unsigned long long)hinted, ms);
 	scan_figures(dir, &o, n);
+	delete_figures(dir, &o, n);
 	return 0;
 }

@@ -141,7 +141,7 @@ void kv__db_forget(kv_t *db, uint32_t id, const void *key, size_t klen,
 	/* The ordered index first: removing it compares through the keydir's
 	 * copy of the key, which kv__kd_remove may move. */
 	if (db->order_built)
-		kv__order_remove(&db->order, key, klen);
+		kv__order_remove(&db->order, id, key, klen);
 	kv__kd_remove(&db->kd, id, h);
 }
 

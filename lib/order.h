@@ -38,8 +38,9 @@ void kv__order_init(kv__order *o, kv__order_cmp_fn cmp, void *ctx);
 void kv__order_free(kv__order *o);
 /* Adds id, whose key is (key, klen) and not yet in the tree. KV_ENOMEM. */
 int kv__order_insert(kv__order *o, uint32_t id, const void *key, size_t klen);
-/* Removes the id whose key equals (key, klen); KV_ENOTFOUND if none. */
-int kv__order_remove(kv__order *o, const void *key, size_t klen);
+/* Removes id, whose key is (key, klen); KV_ENOTFOUND if the tree does not
+ * hold id under that key. */
+int kv__order_remove(kv__order *o, uint32_t id, const void *key, size_t klen);
 /* Positions *c at the first id whose key is >= (key, klen), or > it when
  * `after` is non-zero; key NULL means the first id of all. */
 void kv__order_seek(const kv__order *o, const void *key, size_t klen,

@@ -93,7 +93,7 @@ static void ins(struct world *w, uint32_t id)
 static void rem(struct world *w, uint32_t id)
 {
 	assert_true(w->live[id]);
-	assert_int_equal(kv__order_remove(&w->o, w->kp[id], w->kl[id]), 0);
+	assert_int_equal(kv__order_remove(&w->o, id, w->kp[id], w->kl[id]), 0);
 	w->live[id] = 0;
 }
 
@@ -101,7 +101,7 @@ static void rem(struct world *w, uint32_t id)
  * must then hand out new_id, never old_id, for that key. */
 static void repl(struct world *w, uint32_t old_id, uint32_t new_id)
 {
-	assert_int_equal(kv__order_remove(&w->o, w->kp[old_id],
+	assert_int_equal(kv__order_remove(&w->o, old_id, w->kp[old_id],
 					  w->kl[old_id]), 0);
 	assert_int_equal(kv__order_insert(&w->o, new_id, w->kp[new_id],
 					  w->kl[new_id]), 0);
@@ -185,7 +185,7 @@ static void test_empty(void **state)
 	assert_int_equal(kv__order_next(&c, &id), 0);
 	kv__order_seek(&w.o, "a", 1, 1, &c);
 	assert_int_equal(kv__order_next(&c, &id), 0);
-	assert_int_equal(kv__order_remove(&w.o, "a", 1), KV_ENOTFOUND);
+	assert_int_equal(kv__order_remove(&w.o, 0, "a", 1), KV_ENOTFOUND);
 	kv__order_free(&w.o);
 	kv__order_free(&w.o); /* twice is harmless */
 	world_free(&w);
@@ -210,8 +210,10 @@ static void test_single(void **state)
 	check_seek(&w, "l", 1, 1, one, 1);
 	check_seek(&w, "m\0", 2, 0, NULL, 0);
 	check_seek(&w, "n", 1, 0, NULL, 0);
-	assert_int_equal(kv__order_remove(&w.o, "n", 1), KV_ENOTFOUND);
-	assert_int_equal(kv__order_remove(&w.o, "m\0", 2), KV_ENOTFOUND);
+	/* id 0 is in the tree, but under "m": nothing is removed */
+	assert_int_equal(kv__order_remove(&w.o, 0, "n", 1), KV_ENOTFOUND);
+	assert_int_equal(kv__order_remove(&w.o, 0, "m\0", 2), KV_ENOTFOUND);
+	assert_int_equal(kv__order_remove(&w.o, 1, "m", 1), KV_ENOTFOUND);
 	assert_int_equal(kv__order_insert(&w.o, 1, "m", 1), KV_EINVAL);
 	assert_int_equal(w.o.count, 1);
 	rem(&w, 0);
@@ -579,11 +581,15 @@ static void model_step(struct world *w, struct model *m, uint64_t *s,
 		if (grow || x < 2)
 			model_put(w, m, r, m->u->id_of[r] + (x & 1) * n);
 		else if (x < 4)
-			assert_int_equal(kv__order_remove(&w->o, m->u->rk[r],
+			assert_int_equal(kv__order_remove(&w->o,
+							  m->u->id_of[r],
+							  m->u->rk[r],
 							  m->u->rl[r]),
 					 KV_ENOTFOUND);
 		else if (x < 5)
-			assert_int_equal(kv__order_remove(&w->o, m->u->rk[r],
+			assert_int_equal(kv__order_remove(&w->o,
+							  m->u->id_of[r] + n,
+							  m->u->rk[r],
 							  m->u->rl[r]),
 					 KV_ENOTFOUND);
 	} else if (x < (grow ? 2u : 8u)) {
