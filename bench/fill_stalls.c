@@ -106,14 +106,18 @@ int main(int argc, char **argv)
 {
 	uint64_t n = argc > 1 ? strtoull(argv[1], NULL, 10) : 1000000;
 	char tmpl[] = "/tmp/fill_stalls.XXXXXX";
-	const char *dir = argc > 2 ? argv[2] : mkdtemp(tmpl);
-	uint64_t *lat = n ? calloc(n, sizeof *lat) : NULL;
 	uint64_t seed = 88172645463325252u;
 	char key[16], val[100];
 	kv_options o;
 	kv_t *db;
 	int rc;
 
+	if (n == 0) {
+		fprintf(stderr, "usage: fill_stalls [N > 0] [DIR]\n");
+		return 2;
+	}
+	uint64_t *lat = calloc(n, sizeof *lat);
+	const char *dir = argc > 2 ? argv[2] : mkdtemp(tmpl);
 	if (!dir || !lat) {
 		perror("fill_stalls");
 		return 1;
