@@ -117,10 +117,12 @@ const uint8_t *kv__seg_ptr(kv__seg *s, uint64_t off, size_t n);
 int kv__seg_append(kv__seg *s, struct iovec *iov, int cnt, size_t n,
 		   int *broken);
 /* Write-back ahead: 1 when appends have finished another stretch of
- * KV__WB_STEP bytes (or more) since the last call; then [*off, *off +
- * *len) is that stretch, already unmapped from the writer's page table
- * (writeback.h says why), for kv__wb_start. */
+ * KV__WB_STEP bytes (or more) since the last call, KV__WB_TAIL_STEP in
+ * the map's last KV__WB_STEP; then [*off, *off + *len) is that stretch,
+ * already unmapped from the writer's page table (writeback.h says why),
+ * for kv__wb_start. */
 #define KV__WB_STEP (8u << 20)
+#define KV__WB_TAIL_STEP (1u << 20)
 int kv__seg_finished(kv__seg *s, uint64_t *off, uint64_t *len);
 /* After an append: 1 with the preallocated range [*from, *to) that should
  * now be faulted in writable (prefault), handed over once; else 0. */

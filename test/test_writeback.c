@@ -8,7 +8,9 @@
  * handed over are whole, in order, and below the last record; none is
  * still mapped in the process when its write-back starts (else ext4's
  * write-protection of each page interrupts the writer); and a failing
- * write-back changes nothing, being advice.
+ * write-back changes nothing, being advice; and a full segment's seal,
+ * which runs on the writer's path, has less than KV__WB_TAIL_STEP left to
+ * write.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -182,6 +184,43 @@ static void test_sync_always_needs_no_writeback_ahead(void **state)
 	tu_rmdir(dir);
 }
 
+/* The seal's fsync writes what write-back ahead has not been handed: in
+ * the last KV__WB_STEP of a segment the steps shrink to KV__WB_TAIL_STEP,
+ * so a full segment is sealed with less than that left to write (with 8
+ * MiB steps throughout, 7 ms of fsync per rollover here). */
+static void test_a_full_segment_is_sealed_with_little_left_to_write(void **st)
+{
+	char *dir = tu_mkdir(), key[32], val[VLEN + 1];
+	kv_options o;
+	uint64_t size = 0, done = 0;
+
+	(void)st;
+	tu_options(&o);
+	o.max_file_size = 2 * KV__WB_STEP;
+	kv_t *db = tu_open(dir, &o);
+	int i;
+	for (i = 0; db->active->seq == 1; i++) {
+		size = db->active->size; /* as the put below may seal it */
+		done = db->active->wb_done;
+		snprintf(key, sizeof key, "key%06d", i);
+		value_of(i, val);
+		TU_OK(kv_put(db, key, strlen(key), val, VLEN));
+	}
+	assert_true(size > o.max_file_size - 2 * (VLEN + 64));
+	assert_true(done <= size);
+	if (size - done >= KV__WB_TAIL_STEP)
+		fail_msg("sealed at %llu bytes with %llu not handed to "
+			 "write-back", (unsigned long long)size,
+			 (unsigned long long)(size - done));
+	for (int j = 0; j < i; j += 11) {
+		snprintf(key, sizeof key, "key%06d", j);
+		value_of(j, val);
+		tu_expect(db, key, val);
+	}
+	TU_OK(kv_close(db));
+	tu_rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -189,6 +228,8 @@ int main(void)
 		cmocka_unit_test(test_a_lagging_thread_maps_no_finished_page_back),
 		cmocka_unit_test(test_a_failing_writeback_changes_nothing),
 		cmocka_unit_test(test_sync_always_needs_no_writeback_ahead),
+		cmocka_unit_test(
+			test_a_full_segment_is_sealed_with_little_left_to_write),
 	};
 
 	tu_tmpdir_in_memory();
