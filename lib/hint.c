@@ -201,6 +201,15 @@ uint64_t kv__hint_count(const uint8_t *img, size_t len)
 	return kv__get64(img + len - KV__HINT_TRAILER + 8);
 }
 
+uint64_t kv__hint_claimed(const uint8_t *trailer, uint64_t seg_size)
+{
+	if (memcmp(trailer, KV__HINT_MAGIC, 8) != 0 ||
+	    kv__get64(trailer + 16) != seg_size)
+		return 0;
+	uint64_t n = kv__get64(trailer + 8);
+	return n <= seg_size / KV__REC_HDR ? n : 0; /* a record is longer */
+}
+
 int kv__hint_next(const uint8_t *img, size_t len, kv__hint_cur *c,
 		  kv__hint_ent *e)
 {

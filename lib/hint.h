@@ -82,5 +82,11 @@ int kv__hint_next(const uint8_t *img, size_t len, kv__hint_cur *c,
 		  kv__hint_ent *e);
 /* The entry count a trailer claims (of an image kv__hint_check accepted). */
 uint64_t kv__hint_count(const uint8_t *img, size_t len);
+/* The entry count a hint file's last KV__HINT_TRAILER bytes claim for a
+ * segment of seg_size bytes, before the hint is checked, so a size hint
+ * only (recovery makes the keydir's table once from it): 0 when they are
+ * not a hint trailer, name another size, or claim more entries than
+ * seg_size bytes of records can hold. */
+uint64_t kv__hint_claimed(const uint8_t *trailer, uint64_t seg_size);
 
 #endif

@@ -243,6 +243,18 @@ static int open_bounded(const char *path, uint64_t max, uint64_t *size)
 	return -1;
 }
 
+int kv__io_read_end(const char *path, void *buf, size_t n)
+{
+	uint64_t size = 0;
+	int fd = open_bounded(path, UINT64_MAX, &size);
+
+	if (fd < 0)
+		return -1;
+	int rc = size >= n ? kv__io_pread_all(fd, buf, n, size - n) : -1;
+	kv__io.close(fd);
+	return rc ? -1 : 0;
+}
+
 int kv__io_read_file(const char *path, uint64_t max, uint8_t **data,
 		     size_t *len)
 {

@@ -96,6 +96,9 @@ int kv__io_write_file(const char *path, const void *data, size_t len,
 int kv__io_map_file(const char *path, uint64_t max, const uint8_t **data,
 		    size_t *len);
 void kv__io_unmap_file(const uint8_t *data, size_t len);
+/* Reads the last n bytes of a file (a trailer) without mapping or reading
+ * the rest: 0, or -1 when it cannot, or the file is shorter than n. */
+int kv__io_read_end(const char *path, void *buf, size_t n);
 /* Reads a whole file of at most max bytes into a malloc'd buffer. */
 int kv__io_read_file(const char *path, uint64_t max, uint8_t **data,
 		     size_t *len);

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "crc.h"
+#include "db.h"
 #include "hint.h"
 #include "le.h"
 #include "record.h"
@@ -876,6 +877,49 @@ static void test_verify_counts_every_damaged_place(void **state)
 	tu_rmdir(dir);
 }
 
+/* An open makes the keydir's table once, at the size the hints' trailers
+ * add up to (recover.c reserve_for_hints): a fit size for the keys. A
+ * trailer that claims more entries than its segment could hold is not
+ * believed (here 1,000,000 in a 4 KiB segment, which would have made a
+ * table of 2M slots), and its hint, whose CRC no longer holds, is scanned
+ * instead. */
+static void test_table_sized_from_hint_trailers_it_can_believe(void **state)
+{
+	char *dir = tu_mkdir(), name[64];
+	kv_options o;
+	const int n = 3000;
+
+	(void)state;
+	tu_options(&o);
+	o.max_file_size = 4096;
+	o.flags |= KV_NO_AUTO_COMPACT;
+	kv_t *db = tu_open(dir, &o);
+	put_n(db, "key%05d", 0, n, 20);
+	TU_OK(kv_close(db));
+
+	db = tu_open(dir, &o);
+	struct kv_stats st;
+	stats_of(db, &st);
+	assert_true(st.recovered_hint_segments >= 10);
+	assert_true(db->kd.cap >= (uint64_t)n && db->kd.cap <= 4u * n);
+	expect_n(db, "key%05d", 0, n, 20);
+	TU_OK(kv_close(db));
+
+	snprintf(name, sizeof name, "%016llx.hint", 2ULL);
+	size_t len;
+	uint8_t *img = slurp(tu_path(dir, name), &len);
+	kv__put64(img + len - KV__HINT_TRAILER + 8, 1000000);
+	spill(tu_path(dir, name), img, len);
+	free(img);
+	db = tu_open(dir, &o);
+	stats_of(db, &st);
+	assert_int_equal(st.recovered_hint_rejected, 1);
+	assert_true(db->kd.cap <= 4u * n);
+	expect_n(db, "key%05d", 0, n, 20);
+	TU_OK(kv_close(db));
+	tu_rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -891,6 +935,7 @@ int main(void)
 		cmocka_unit_test(test_compressed_value_that_does_not_inflate),
 		cmocka_unit_test(test_foreach_stops_at_a_value_that_does_not_inflate),
 		cmocka_unit_test(test_verify_counts_every_damaged_place),
+		cmocka_unit_test(test_table_sized_from_hint_trailers_it_can_believe),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "hint.h"
+#include "le.h"
 #include "testutil.h"
 
 /* A hint for a segment of three records: put "a", tombstone "bb", put
@@ -26,6 +27,29 @@ static uint64_t build(kv__hint_buf *h)
 	}
 	assert_int_equal(kv__hint_finish(h, off), 0);
 	return off;
+}
+
+/* What recovery reads from a trailer to size the keydir before any hint
+ * is checked: the count, only for the segment size the trailer names and
+ * only as many entries as that many bytes of records can hold. */
+static void test_claimed_count_is_believed_only_within_reason(void **state)
+{
+	kv__hint_buf h;
+	uint64_t size = build(&h);
+	uint8_t t[KV__HINT_TRAILER];
+
+	(void)state;
+	memcpy(t, h.data + h.len - sizeof t, sizeof t);
+	assert_int_equal(kv__hint_claimed(t, size), 3);
+	assert_int_equal(kv__hint_claimed(t, size + 1), 0);
+	kv__put64(t + 8, size / KV__REC_HDR);
+	assert_int_equal(kv__hint_claimed(t, size), size / KV__REC_HDR);
+	kv__put64(t + 8, size / KV__REC_HDR + 1);
+	assert_int_equal(kv__hint_claimed(t, size), 0);
+	kv__put64(t + 8, 3);
+	t[0] ^= 1;
+	assert_int_equal(kv__hint_claimed(t, size), 0);
+	kv__hint_free(&h);
 }
 
 static void test_round_trip(void **state)
@@ -280,6 +304,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test(test_claimed_count_is_believed_only_within_reason),
 		cmocka_unit_test(test_streamed_hint_is_the_same_file),
 		cmocka_unit_test(test_every_flipped_bit_is_refused),
 		cmocka_unit_test(test_wrong_segment_or_size_or_length),
