@@ -823,13 +823,6 @@ static int apply_hint(kv_t *db, rstate *st, kv__seg *s, const uint8_t *img,
 	return rc;
 }
 
-/* A sealed segment never shrinks, so a sound hint that covers more bytes
- * than its segment holds proves the segment lost its end: a scan would
- * notice nothing when the cut fell on a record boundary, and the records
- * the hint lists would be gone without a word (found by test_corrupt).
- * Returns the size the hint covers then, else 0. The hint is mapped again,
- * with room for one of a full-size segment, since s->size is the cut
- * size. */
 /* The path of s's hint file into path (PATH_MAX bytes; kv_open checked
  * that the directory leaves room); returns its name within it. */
 static const char *hint_path(const kv_t *db, const kv__seg *s, char *path)
@@ -842,6 +835,13 @@ static const char *hint_path(const kv_t *db, const kv__seg *s, char *path)
 	return path + n;
 }
 
+/* A sealed segment never shrinks, so a sound hint that covers more bytes
+ * than its segment holds proves the segment lost its end: a scan would
+ * notice nothing when the cut fell on a record boundary, and the records
+ * the hint lists would be gone without a word (found by test_corrupt).
+ * Returns the size the hint covers then, else 0. The hint is mapped again,
+ * with room for one of a full-size segment, since s->size is the cut
+ * size. */
 static uint64_t hint_says_longer(kv_t *db, const kv__seg *s, const char *path)
 {
 	const uint8_t *img;
