@@ -241,15 +241,6 @@ static int grow(void **v, size_t *cap, size_t need, size_t elem)
 	return 0;
 }
 
-static void path_of(char *out, size_t cap, const char *dir, uint64_t seq,
-		    const char *suffix)
-{
-	char name[KV__NAME_MAX];
-
-	kv__seg_name(name, seq, suffix);
-	snprintf(out, cap, "%s/%s", dir, name);
-}
-
 /* Starts the hint of output s; a hint that cannot be written is only
  * marked failed: the segment is then scanned at open. */
 static out_hint *hint_start(job *j, const kv__seg *s)
@@ -260,7 +251,7 @@ static out_hint *hint_start(job *j, const kv__seg *s)
 	if (!oh)
 		return NULL;
 	kv__hint_begin(&oh->b, s->seq);
-	path_of(path, sizeof path, j->db->dir, s->seq, KV__HINT_SUFFIX);
+	kv__seg_path(path, j->db->dir, s->seq, KV__HINT_SUFFIX);
 	if (kv__io_stream_open(&oh->w, path, j->db->opts.file_mode))
 		oh->b.failed = 1;
 	else
@@ -695,7 +686,7 @@ static void write_hint(job *j, size_t i)
 	char path[PATH_MAX];
 	out_hint *oh = j->hint[i];
 
-	path_of(path, sizeof path, j->db->dir, j->out[i]->seq, KV__HINT_SUFFIX);
+	kv__seg_path(path, j->db->dir, j->out[i]->seq, KV__HINT_SUFFIX);
 	/* A hint only saves time at open: if it cannot be written, the
 	 * segment is scanned instead, so this is not an error. */
 	if (oh->b.failed) {
@@ -761,7 +752,7 @@ static int write_obsolete(job *j)
 	for (size_t i = 0; i < j->nin; i++)
 		kv__put64(b + KV__FILE_HDR + 8 + 8 * i, j->in[i]->seq);
 	kv__put32(b + len - 4, kv__rec_crc_update(0, b, len - 4));
-	path_of(path, sizeof path, j->db->dir, seq, KV__OBS_SUFFIX);
+	kv__seg_path(path, j->db->dir, seq, KV__OBS_SUFFIX);
 	if (kv__io_write_file(path, b, len, j->db->opts.file_mode))
 		rc = kv__fail_sys("%s: write", path);
 	else if ((j->obs_seq = seq) && kv__io_fsync_dir(j->db->dir))
@@ -882,7 +873,7 @@ static void drop_inputs(job *j)
 	if (!left && kv__io_fsync_dir(db->dir) == 0) {
 		char path[PATH_MAX];
 		KV__KILLPOINT("compact.inputs_gone");
-		path_of(path, sizeof path, db->dir, j->obs_seq, KV__OBS_SUFFIX);
+		kv__seg_path(path, db->dir, j->obs_seq, KV__OBS_SUFFIX);
 		if (kv__io.unlink(path) == 0)
 			KV__KILLPOINT("compact.obs_removed");
 	}
@@ -901,7 +892,7 @@ static int unlist(job *j)
 
 	if (!j->obs_seq)
 		return 0;
-	path_of(path, sizeof path, j->db->dir, j->obs_seq, KV__OBS_SUFFIX);
+	kv__seg_path(path, j->db->dir, j->obs_seq, KV__OBS_SUFFIX);
 	if (kv__io.unlink(path) && errno != ENOENT)
 		return -1;
 	return kv__io_fsync_dir(j->db->dir);

@@ -187,12 +187,11 @@ int kv__listed(const uint64_t *v, size_t n, uint64_t seq)
  * it was written durably before any deletion, so damage is real. */
 static int read_obs(kv_t *db, uint64_t seq, uint64_t **out, size_t *n)
 {
-	char name[KV__NAME_MAX], path[PATH_MAX];
+	char path[PATH_MAX];
+	const char *name = kv__seg_path(path, db->dir, seq, KV__OBS_SUFFIX);
 	uint8_t *b;
 	size_t len;
 
-	kv__seg_name(name, seq, KV__OBS_SUFFIX);
-	snprintf(path, sizeof path, "%s/%s", db->dir, name);
 	if (kv__io_read_file(path, UINT64_C(1) << 30, &b, &len))
 		return kv__fail_sys("%s: read", path);
 	uint64_t count = len >= KV__FILE_HDR + 12 ?
@@ -229,10 +228,9 @@ static void forget(listing *l, uint64_t seq)
 /* Removes the list once the deletions it names are durable. */
 static int remove_obs(kv_t *db, uint64_t seq)
 {
-	char name[KV__NAME_MAX], path[PATH_MAX];
+	char path[PATH_MAX];
+	const char *name = kv__seg_path(path, db->dir, seq, KV__OBS_SUFFIX);
 
-	kv__seg_name(name, seq, KV__OBS_SUFFIX);
-	snprintf(path, sizeof path, "%s/%s", db->dir, name);
 	if (kv__io_fsync_dir(db->dir))
 		return kv__fail_sys("%s: finishing a compaction", path);
 	KV__KILLPOINT("recover.obs_inputs_gone");
@@ -823,18 +821,6 @@ static int apply_hint(kv_t *db, rstate *st, kv__seg *s, const uint8_t *img,
 	return rc;
 }
 
-/* The path of s's hint file into path (PATH_MAX bytes; kv_open checked
- * that the directory leaves room); returns its name within it. */
-static const char *hint_path(const kv_t *db, const kv__seg *s, char *path)
-{
-	char name[KV__NAME_MAX];
-	int n = snprintf(path, PATH_MAX, "%s/", db->dir);
-
-	kv__seg_name(name, s->seq, KV__HINT_SUFFIX);
-	snprintf(path + n, PATH_MAX - (size_t)n, "%s", name);
-	return path + n;
-}
-
 /* A sealed segment never shrinks, so a sound hint that covers more bytes
  * than its segment holds proves the segment lost its end: a scan would
  * notice nothing when the cut fell on a record boundary, and the records
@@ -876,7 +862,8 @@ static int cut_short(kv_t *db, const kv__seg *s, const char *path, int *rc)
 static void note_cut(kv_t *db, kv__seg *s)
 {
 	char path[PATH_MAX];
-	const char *name = hint_path(db, s, path);
+	const char *name = kv__seg_path(path, db->dir, s->seq,
+					 KV__HINT_SUFFIX);
 	uint64_t claim = hint_says_longer(db, s, path);
 	if (!claim)
 		return;
@@ -909,7 +896,8 @@ static const char *hint_rises(const uint8_t *img, size_t len, uint64_t after)
 static int load_hint(kv_t *db, rstate *st, kv__seg *s, int *rc)
 {
 	char path[PATH_MAX];
-	const char *name = hint_path(db, s, path);
+	const char *name = kv__seg_path(path, db->dir, s->seq,
+					 KV__HINT_SUFFIX);
 	const uint8_t *img;
 	size_t len;
 	const char *why;
@@ -954,15 +942,14 @@ reject:
  * without KV_SALVAGE work again, while its bytes stay for inspection. */
 static void set_aside(kv_t *db, uint64_t seq)
 {
-	char name[KV__NAME_MAX], from[PATH_MAX], to[PATH_MAX + 16];
+	char from[PATH_MAX], to[PATH_MAX + 16];
 
 	kv__log(db, KV_LOG_WARN, "salvage skipped a file: %s", kv_errmsg());
 	db->skipped_records++;
 	db->risk_lsn = UINT64_MAX;
 	if (db->rdonly)
 		return;
-	kv__seg_name(name, seq, KV__SEG_SUFFIX);
-	snprintf(from, sizeof from, "%s/%s", db->dir, name);
+	const char *name = kv__seg_path(from, db->dir, seq, KV__SEG_SUFFIX);
 	snprintf(to, sizeof to, "%s.damaged", from);
 	if (kv__io.rename(from, to) || kv__io_fsync_dir(db->dir))
 		kv__log(db, KV_LOG_ERROR, "%s: could not set it aside", from);
@@ -1050,14 +1037,18 @@ static int scan_unmapped(kv_t *db, rstate *st, kv__seg *s)
 	return rc;
 }
 
-/* Whether s is loaded from its hint file, if that proves sound. Salvage
- * reads every record: a hint would hide damage in the segment it
- * describes. */
+/* Whether s is loaded from its hint file, if that proves sound: a sealed
+ * segment with one. Salvage reads every record: a hint would hide damage
+ * in the segment it describes. */
+static int has_hint(const listing *l, const kv__seg *s, const kv__seg *tail)
+{
+	return s != tail && listed(l->hints, l->nhints, s->seq);
+}
+
 static int hinted(const kv_t *db, const listing *l, const kv__seg *s,
 		  const kv__seg *tail)
 {
-	return listed(l->hints, l->nhints, s->seq) && s != tail &&
-	       !(db->opts.flags & KV_SALVAGE);
+	return has_hint(l, s, tail) && !(db->opts.flags & KV_SALVAGE);
 }
 
 /* The keydir's table made once, at the size the hints' trailers add up
@@ -1081,7 +1072,7 @@ static void reserve_for_hints(kv_t *db, const listing *l, const kv__seg *tail)
 
 		if (!s || !hinted(db, l, s, tail))
 			continue;
-		hint_path(db, s, path);
+		kv__seg_path(path, db->dir, s->seq, KV__HINT_SUFFIX);
 		if (kv__io_read_end(path, t, sizeof t) == 0)
 			n += kv__hint_claimed(t, s->size);
 	}
@@ -1100,8 +1091,7 @@ static int load_all(kv_t *db, rstate *st, const listing *l, kv__seg *tail)
 			continue;
 		if (hinted(db, l, s, tail) && load_hint(db, st, s, &rc))
 			continue;
-		if (listed(l->hints, l->nhints, s->seq) && s != tail &&
-		    (db->opts.flags & KV_SALVAGE))
+		if (has_hint(l, s, tail) && (db->opts.flags & KV_SALVAGE))
 			note_cut(db, s);
 		if (rc == 0 && db->rdonly && s == tail)
 			rc = scan_unmapped(db, st, s);
@@ -1115,12 +1105,11 @@ static int load_all(kv_t *db, rstate *st, const listing *l, kv__seg *tail)
 static void remove_orphan_hints(kv_t *db, const listing *l)
 {
 	for (size_t i = 0; !db->rdonly && i < l->nhints; i++) {
-		char name[KV__NAME_MAX], path[PATH_MAX];
+		char path[PATH_MAX];
 
 		if (listed(l->segs, l->nsegs, l->hints[i]))
 			continue;
-		kv__seg_name(name, l->hints[i], KV__HINT_SUFFIX);
-		snprintf(path, sizeof path, "%s/%s", db->dir, name);
+		kv__seg_path(path, db->dir, l->hints[i], KV__HINT_SUFFIX);
 		kv__io.unlink(path);
 	}
 }

@@ -190,10 +190,9 @@ static const void *frame_of(kv__repl *r, const kv__hookq *e)
 
 static int seal_hook(kv_t *db, uint64_t seq)
 {
-	char name[KV__NAME_MAX], path[PATH_MAX];
+	char path[PATH_MAX];
 
-	kv__seg_name(name, seq, KV__SEG_SUFFIX);
-	snprintf(path, sizeof path, "%s/%s", db->dir, name);
+	kv__seg_path(path, db->dir, seq, KV__SEG_SUFFIX);
 	return db->repl.hooks.seal(db->repl.hooks.ctx, seq, path);
 }
 

@@ -69,13 +69,12 @@ static const char *build(kv__seg *s, kv__hint_buf *h)
 
 static void hint_one(kv_t *db, kv__seg *s)
 {
-	char name[KV__NAME_MAX], path[PATH_MAX];
+	char path[PATH_MAX];
+	const char *name = kv__seg_path(path, db->dir, s->seq, KV__HINT_SUFFIX);
 	kv__hint_buf h;
 	kv__io_stream w;
 	const char *why = NULL;
 
-	kv__seg_name(name, s->seq, KV__HINT_SUFFIX);
-	snprintf(path, sizeof path, "%s/%s", db->dir, name);
 	/* The entries the writer kept as it appended (commit.c, hint_run),
 	 * when they cover the whole segment; else the segment is read back.
 	 * Either way the hint is written as it is finished or built: held

@@ -21,6 +21,15 @@ void kv__seg_name(char out[KV__NAME_MAX], uint64_t seq, const char *suffix)
 	snprintf(out, KV__NAME_MAX, "%016" PRIx64 "%s", seq, suffix);
 }
 
+const char *kv__seg_path(char *out, const char *dir, uint64_t seq,
+			 const char *suffix)
+{
+	int n = snprintf(out, PATH_MAX, "%s/", dir);
+
+	kv__seg_name(out + n, seq, suffix);
+	return out + n;
+}
+
 int kv__seg_parse_name(const char *name, const char *suffix, uint64_t *seq)
 {
 	uint64_t v = 0;

@@ -78,6 +78,11 @@ typedef struct kv__seg {
 
 /* "<16 hex digits><suffix>". */
 void kv__seg_name(char out[KV__NAME_MAX], uint64_t seq, const char *suffix);
+/* "<dir>/<16 hex digits><suffix>" into out (PATH_MAX bytes: kv_open
+ * checked that the directory leaves room for any such name); returns the
+ * name within it. */
+const char *kv__seg_path(char *out, const char *dir, uint64_t seq,
+			 const char *suffix);
 /* Parses "<16 hex digits><suffix>"; 1 and *seq when name is one. */
 int kv__seg_parse_name(const char *name, const char *suffix, uint64_t *seq);
 
