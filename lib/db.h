@@ -176,6 +176,14 @@ void kv__log(const kv_t *db, int level, const char *fmt, ...)
  * opened read-only as db was; refresh.c swaps its state into db. */
 int kv__shadow_open(const kv_t *db, kv_t **out);
 void kv__shadow_free(kv_t *shadow);
+/* refresh.c: kv__shadow_open, from a directory whose segments and
+ * obsolete lists stayed the same throughout, trying again while they
+ * change (a writer's compaction removes files an open has listed); after
+ * 10 tries KV_EBUSY, whose message names the call who. any_success: an
+ * open that succeeds is taken even if they changed (kv_open; a writer
+ * adding segments would otherwise keep it trying). */
+int kv__open_settled(kv_t *db, const char *who, int any_success,
+		     kv_t **out);
 
 /* segment table (kv.c) */
 int kv__db_add_seg(kv_t *db, kv__seg *s);

@@ -390,6 +390,14 @@ KV_API int kv_open(const char *dir, const kv_options *opts, kv_t **out)
 		return rc;
 	if (!(db = db_new(dir, opts)))
 		return kv__fail(KV_ENOMEM, "out of memory opening %s", dir);
+	if (db->rdonly) {
+		/* Beside a writer, a listed file can be gone by the time
+		 * it is read (a compaction finished): tried again, as
+		 * kv_refresh does. db is only the settings. */
+		rc = kv__open_settled(db, "kv_open", 1, out);
+		destroy(db);
+		return rc;
+	}
 	if ((rc = open_store(db)) != 0) {
 		kv__sync_stop(db);
 		destroy(db);

@@ -246,8 +246,10 @@ static int same_files(const kv__listing *a, const kv__listing *b)
  * lists were the same before and after (file numbers are never reused, so
  * each was there throughout and the open's own listing saw it: readdir
  * returns exactly once an entry that is neither added nor removed
- * meanwhile). KV__STALE when they changed. */
-static int build(kv_t *db, kv_t **sh)
+ * meanwhile). KV__STALE when they changed; with any_success, only when
+ * the open failed too (kv_open: an open that succeeded read every file
+ * it listed, each a state a crash could leave, as open expects). */
+static int build(kv_t *db, kv_t **sh, int any_success)
 {
 	kv__listing a, b;
 	int rc = kv__list_dir(db, &a), rc2;
@@ -258,6 +260,10 @@ static int build(kv_t *db, kv_t **sh)
 		return rc;
 	}
 	rc = kv__shadow_open(db, sh);
+	if (rc == 0 && any_success) {
+		kv__listing_free(&a);
+		return 0;
+	}
 	if ((rc2 = kv__list_dir(db, &b)) == 0 && !same_files(&a, &b))
 		rc2 = KV__STALE;
 	kv__listing_free(&a);
@@ -302,9 +308,9 @@ static void swap_in(kv_t *db, kv_t *sh)
 	kv__klock_unlock(&db->klock);
 }
 
-static int rebuild(kv_t *db)
+int kv__open_settled(kv_t *db, const char *who, int any_success,
+		     kv_t **out)
 {
-	kv_t *sh = NULL;
 	int rc = KV__STALE;
 
 	for (int i = 0; i < REBUILD_TRIES && rc == KV__STALE; i++) {
@@ -312,13 +318,21 @@ static int rebuild(kv_t *db)
 			struct timespec ts = { 0, 1000000L << (i - 1) };
 			nanosleep(&ts, NULL);
 		}
-		rc = build(db, &sh);
+		rc = build(db, out, any_success);
 	}
 	if (rc == KV__STALE)
-		return kv__fail(KV_EBUSY, "%s: kv_refresh: the directory "
-				"changed during each of %d rebuilds (a writer "
-				"compacting?); try again", db->dir,
+		return kv__fail(KV_EBUSY, "%s: %s: the directory changed "
+				"during each of %d tries (a writer "
+				"compacting?); try again", db->dir, who,
 				REBUILD_TRIES);
+	return rc;
+}
+
+static int rebuild(kv_t *db)
+{
+	kv_t *sh = NULL;
+	int rc = kv__open_settled(db, "kv_refresh", 0, &sh);
+
 	if (rc)
 		return rc;
 	swap_in(db, sh);
