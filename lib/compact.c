@@ -588,6 +588,21 @@ static void build_live(job *j, const kv__livepair *pairs, size_t n)
 	free(sizes);
 }
 
+/* Called between one klock hold of compaction and the next, so that a
+ * writer spinning for the lock (lock.h) gets in: taken back at once, the
+ * lock is free only between an unlock and the next take, the writer
+ * rarely catches it and sleeps, and a woken writer waits 40-80 us for its
+ * vCPU. kvbench compact, writer p99: between scan_live's holds 61-77 us
+ * without the gap, 6-7 us with it (sixth session); between switch_keys'
+ * steps on the EPYC machine 75-114 us without, 7-85 us (median 16) with
+ * it (eleventh session, 6 alternating pairs). */
+#define GAP_PAUSES 64
+static void gap_for_writers(void)
+{
+	for (int k = 0; k < GAP_PAUSES; k++)
+		kv__cpu_relax();
+}
+
 /*
  * One scan of the keydir's entries, in short shared holds of klock, finds
  * every entry that points into an input: the inputs' live sets, and the
@@ -653,13 +668,8 @@ static void scan_live(job *j, uint8_t *unread)
 		kv__klock_unlock(&db->klock);
 		if (ok && n == cap)
 			ok = more_pairs(&pairs, &cap);
-		/* A gap before the next hold, for a writer spinning on klock
-		 * (lock.h) to get in: taken back at once, the lock stayed
-		 * held until the writer slept, and a woken writer waits 40-80
-		 * us for its vCPU (kvbench compact: writer p99 61-77 us
-		 * without the gap, 6-7 us with it). */
-		for (int k = 0; k < 64 && id < end; k++)
-			kv__cpu_relax();
+		if (id < end)
+			gap_for_writers();
 	}
 	if (ok)
 		build_live(j, pairs, n);
@@ -812,14 +822,8 @@ static void switch_keys(job *j)
 			switch_one(j, &j->moves[i]);
 		kv__klock_unlock(&db->klock);
 		KV__KILLPOINT("compact.switch_step");
-		/* The gap scan_live leaves, for the same reason: taken back
-		 * at once, the lock was free only between an unlock and the
-		 * next take, a writer spinning for it rarely got in and slept
-		 * (on the EPYC machine of bench/RESULTS.md run P, 69 of ~4,000
-		 * paced puts during a compaction; writer p99 44-107 us against
-		 * 3-6 without). */
-		for (int k = 0; k < 64 && i < j->nmoves; k++)
-			kv__cpu_relax();
+		if (i < j->nmoves)
+			gap_for_writers();
 	}
 }
 

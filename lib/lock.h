@@ -22,7 +22,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-/* Tries before sleeping: about 35 us on the machine of bench/RESULTS.md. */
+/* Tries before sleeping: about 35 us on the Intel Xeon of bench/RESULTS.md
+ * runs A-O, 56 us on the AMD EPYC of runs P-Q (PAUSE 26.6 ns there). */
 #define KV__SPIN_TRIES 2048
 
 static inline void kv__cpu_relax(void)
