@@ -1,19 +1,29 @@
 # bench/bench.mk - the peer benchmark, included by the top-level Makefile.
-#   make bench                         deps, build, 3 runs (medians)
+#   make bench                         deps, build, the quick run (medians of 3)
+#   make bench-full                    the issue's counts (the run that counts)
+#   make bench-4k                      the 4 KiB-value variant
 #   make bench BENCH_ARGS='--num 100000 --engines libkv,lmdb'
 # The peers come from Debian (scripts/deps.sh bench); an adapter whose
 # header is missing is left out with a message, never a failed build. The
 # library and its tests do not depend on anything here.
 
-# The default is the issue's N = 1M, three runs (each figure a median of
-# 3, engines interleaved run by run), with 200,000 reads per read
-# workload and 1,000 durable puts. One run of all eight engines took 4 min
-# 28 s on the 2 quiet shared cores (bench/RESULTS.md, run G), most of it
-# SQLite's and RocksDB's N writes, so three stay under the issue's 15
-# minutes; the full reads (--reads 1000000 --sync-num 2000) took 998 s for
-# one run with the machine loaded. A quick look:
+# Every run is N = 1M keys and three runs (each figure a median of 3,
+# engines interleaved run by run), with 200,000 reads per read workload.
+# The full run does what the issue names: overwrite and deleterandom of N
+# keys each, fillsync of 20,000 durable puts (and 20,000 from 4 threads).
+# On the 2-vCPU EPYC machine of the twelfth session that takes about 19
+# minutes, nearly all of it the peers' own puts (SQLite's alone about 80 s
+# a run), so the quick run, which the issue wants under 15 minutes, does
+# 200,000 overwrites and deletes (db_bench's --writes) and 5,000 durable
+# puts; its overwrite and deleterandom figures are not the full run's
+# (tkrzw deletes faster as its store empties). A quick look:
 #   make bench BENCH_ARGS='--num 100000 --runs 1'
-BENCH_ARGS ?= --num 1000000 --reads 200000 --sync-num 1000 --runs 3
+BENCH_ARGS ?= --num 1000000 --reads 200000 --writes 200000 --sync-num 5000 \
+	--runs 3
+BENCH_FULL_ARGS ?= --num 1000000 --reads 200000 --sync-num 20000 --runs 3
+# 4 KiB values: N = 100,000 (400 MB of values a store, three stores an
+# engine in the compact chain).
+BENCH_4K_ARGS ?= --num 100000 --value-size 4096 --sync-num 5000 --runs 3
 BENCH_PEERS := lmdb leveldb rocksdb sqlite kyoto gdbm tkrzw
 BENCH_SRC := bench/kvbench.c bench/engine_libkv.c \
 	$(BENCH_PEERS:%=bench/engine_%.c)
@@ -58,7 +68,7 @@ BENCH_ON = $(foreach p,$(BENCH_PEERS),$(call bench_have,$(p)))
 BENCH_CFLAGS = -std=c11 $(WARN) -O2 -g -D_GNU_SOURCE -Iinclude -Ibench \
 	-DHAVE_LIBKV $(CPPFLAGS) $(CFLAGS)
 
-.PHONY: bench bench-deps
+.PHONY: bench bench-full bench-4k bench-deps
 
 bench-deps:
 	@scripts/deps.sh bench
@@ -79,3 +89,9 @@ $(B)/kvbench: $(BENCH_SRC) bench/engine.h include/kv.h $(B)/libkv.so \
 
 bench: all $(B)/kvbench
 	$(B)/kvbench $(BENCH_ARGS)
+
+bench-full: all $(B)/kvbench
+	$(B)/kvbench $(BENCH_FULL_ARGS)
+
+bench-4k: all $(B)/kvbench
+	$(B)/kvbench $(BENCH_4K_ARGS)

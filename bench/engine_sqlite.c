@@ -1,5 +1,8 @@
 /* engine_sqlite.c - SQLite: a WITHOUT ROWID table, WAL, prepared statements,
- * one autocommit statement per operation. synchronous=NORMAL for fill*
+ * one autocommit statement per operation, locking_mode=EXCLUSIVE (the
+ * store has one connection, as every engine here has one process; this
+ * spares each transaction its file locks and the shared WAL index:
+ * +13-20% puts/s at 300,000 keys). synchronous=NORMAL for fill*
  * (no fsync per commit in WAL mode), synchronous=FULL for fillsync. The
  * connection is used from one thread only, so mt_get and mt_put are 0 and
  * there is no compact (VACUUM would need the writer thread that compact
@@ -32,6 +35,8 @@ static void *e_open(const char *dir, const eng_opts *o)
 		return NULL;
 	snprintf(path, sizeof path, "%s/db.sqlite", dir);
 	rc = sqlite3_open(path, &h->db);
+	if (!rc)
+		rc = sqlite3_exec(h->db, "PRAGMA locking_mode=EXCLUSIVE", 0, 0, 0);
 	if (!rc)
 		rc = sqlite3_exec(h->db, "PRAGMA journal_mode=WAL", 0, 0, 0);
 	if (!rc)
@@ -143,7 +148,8 @@ static const char *e_version(void)
 
 const engine eng_sqlite = {
 	.name = "sqlite",
-	.durability = "WAL; fill: synchronous=NORMAL (no fsync per commit); "
+	.durability = "WAL, locking_mode=EXCLUSIVE; fill: synchronous=NORMAL "
+		      "(no fsync per commit); "
 		      "fillsync: synchronous=FULL",
 	.open = e_open, .close = e_close, .put = e_put, .get = e_get,
 	.del = e_del, .scan = e_scan, .mt_get = 0, .version = e_version,

@@ -2,7 +2,8 @@
  * kvbench.c - libkv against its peers, in the manner of LevelDB's db_bench.
  *
  *   kvbench [--num N] [--runs R] [--engines a,b,...] [--workloads a,b,...]
- *           [--reads N] [--sync-num N] [--threads T] [--sync-threads T]
+ *           [--reads N] [--writes N] [--sync-num N] [--threads T]
+ *           [--sync-threads T]
  *           [--value-size B] [--compact-rate P] [--dir DIR]
  *
  * Every engine sees the same keys (16 decimal digits of an index, so byte
@@ -17,13 +18,16 @@
  *   main      fillrandom (N keys), readrandom, readmissing, readrandom
  *             with T threads (--reads gets each), scan100 (N/100 scans, at
  *             most 10,000), ycsb-a, ycsb-b (--reads ops each), overwrite
- *             (N), reopen (close and open timed apart), deleterandom (N);
+ *             (--writes random puts of present keys), reopen (close and
+ *             open timed apart), deleterandom (--writes present keys,
+ *             each once); --reads and --writes default to N;
  *   sync      fillsync: --sync-num durable puts from one thread;
  *   sync-mt   fillsync-mt: the same puts from --sync-threads threads, each
  *             on its own range of keys, into one store;
- *   crash     reopen-crash: a grandchild fills N keys as fillrandom does
- *             and kills itself with SIGKILL after the last put returned;
- *             the chain times the open of what it left and checks a sample;
+ *   crash     fillseq and reopen-crash: a grandchild puts N keys in key
+ *             order (fillseq, timed) and kills itself with SIGKILL after
+ *             the last put returned; the chain times the open of what it
+ *             left and checks a sample;
  *   compact   fill N, overwrite every key twice, then a paced writer
  *             thread alone, then the same writer during a full compaction.
  * Runs interleave engines (A B C A B C ...) and each figure printed is the
@@ -41,6 +45,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -63,6 +68,7 @@
 /* ---- workloads ---- */
 
 enum wl {
+	W_FILLSEQ, /* measured in the crash chain, whose fill it is */
 	W_FILLRANDOM, W_READRANDOM, W_READMISSING, W_READRANDOM_MT, W_SCAN,
 	W_YCSB_A, W_YCSB_B, W_OVERWRITE, W_REOPEN, W_DELETERANDOM,
 	/* each of these has a chain of its own */
@@ -70,7 +76,7 @@ enum wl {
 };
 
 static const char *const wl_name[W_COUNT] = {
-	"fillrandom", "readrandom", "readmissing", "readrandom-mt", "scan100",
+	"fillseq", "fillrandom", "readrandom", "readmissing", "readrandom-mt", "scan100",
 	"ycsb-a", "ycsb-b", "overwrite", "reopen", "deleterandom", "fillsync",
 	"fillsync-mt", "reopen-crash", "compact",
 };
@@ -113,7 +119,8 @@ struct chain_res {
 
 /* ---- configuration ---- */
 
-static uint64_t num = 1000000, reads, sync_num = 20000, compact_rate = 10000;
+static uint64_t num = 1000000, reads, writes, sync_num = 20000;
+static uint64_t compact_rate = 10000;
 static int runs = 3, threads = 2, sync_threads = 4;
 static size_t val_len = 100, pool_len;
 static const char *base_dir;
@@ -324,9 +331,10 @@ static void close_store(struct ctx *c)
 	c->h = NULL;
 }
 
-/* Puts keys perm[0..n-1] (or random keys with replacement if !perm). */
-static void w_fill(struct ctx *c, struct res *r, const uint32_t *perm,
-		   uint64_t n, uint64_t seed, const char *what)
+/* Puts keys perm[0..n-1] (or random keys with replacement if !perm),
+ * each one's latency into c->lat; returns the wall ns of all n. */
+static uint64_t put_timed(struct ctx *c, const uint32_t *perm, uint64_t n,
+			  uint64_t seed, const char *what)
 {
 	uint64_t t0 = now_ns(), start = t0;
 
@@ -336,7 +344,25 @@ static void w_fill(struct ctx *c, struct res *r, const uint32_t *perm,
 		c->lat[i] = lat_of(t1 - t0);
 		t0 = t1;
 	}
-	summarise(r, c->lat, n, t0 - start);
+	return t0 - start;
+}
+
+static void w_fill(struct ctx *c, struct res *r, const uint32_t *perm,
+		   uint64_t n, uint64_t seed, const char *what)
+{
+	summarise(r, c->lat, n, put_timed(c, perm, n, seed, what));
+}
+
+/* 0, 1, ..., n-1: fillseq's order, which is also the keys' byte order. */
+static uint32_t *sequence(uint64_t n)
+{
+	uint32_t *p = malloc((n ? n : 1) * sizeof *p);
+
+	if (!p)
+		exit(1);
+	for (uint64_t i = 0; i < n; i++)
+		p[i] = (uint32_t)i;
+	return p;
 }
 
 /* Puts every key once, in the order of a permutation; not timed. */
@@ -482,11 +508,13 @@ static void w_ycsb(struct ctx *c, struct res *r, int read_pct, uint64_t seed)
 	summarise(r, c->lat, reads, t0 - start);
 }
 
-static void w_delete(struct ctx *c, struct res *r, const uint32_t *perm)
+/* Deletes keys perm[0..n-1], each present. */
+static void w_delete(struct ctx *c, struct res *r, const uint32_t *perm,
+		     uint64_t n)
 {
 	uint64_t t0 = now_ns(), start = t0;
 
-	for (uint64_t i = 0; i < num; i++) {
+	for (uint64_t i = 0; i < n; i++) {
 		char k[KEY_LEN];
 
 		make_key(k, perm[i]);
@@ -496,7 +524,7 @@ static void w_delete(struct ctx *c, struct res *r, const uint32_t *perm)
 		c->lat[i] = lat_of(t1 - t0);
 		t0 = t1;
 	}
-	summarise(r, c->lat, num, t0 - start);
+	summarise(r, c->lat, n, t0 - start);
 }
 
 /* Close and open timed apart: the close pays for whatever the engine
@@ -583,13 +611,13 @@ static void chain_main(struct ctx *c, struct chain_res *cr)
 	if (want[W_YCSB_B])
 		w_ycsb(c, &cr->w[W_YCSB_B], 95, 4);
 	if (want[W_OVERWRITE])
-		w_fill(c, &cr->w[W_OVERWRITE], NULL, num, 5, "overwrite");
+		w_fill(c, &cr->w[W_OVERWRITE], NULL, writes, 5, "overwrite");
 	if (want[W_REOPEN])
 		w_reopen(c, cr);
 	if (want[W_DELETERANDOM]) {
 		free(perm);
 		perm = permutation(num, 43);
-		w_delete(c, &cr->w[W_DELETERANDOM], perm);
+		w_delete(c, &cr->w[W_DELETERANDOM], perm, writes);
 	}
 	close_store(c);
 	free(perm);
@@ -655,20 +683,34 @@ static void chain_sync_mt(struct ctx *c, struct chain_res *cr)
 
 /* reopen-crash: the writer is a grandchild, so that its death by SIGKILL
  * is a real process crash (no atexit, no destructors, no close), right
- * after its last put returned. This process then opens what it left. */
+ * after its last put returned. This process then opens what it left.
+ * The writer's fill is fillseq, timed: the crash needs N keys written
+ * anyway, and a fill of its own would cost the slowest peers a minute a
+ * run. The writer leaves its latencies and wall time in shared memory
+ * and dies at once; this process sorts them (sorting first would give a
+ * background thread of the engine 0.1 s more before the crash). */
 static void chain_crash(struct ctx *c, struct chain_res *cr)
 {
+	size_t len = sizeof(uint64_t) + num * sizeof *c->lat;
+	uint64_t *wall = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	uint64_t t0, sampled;
 	int status;
 	pid_t pid;
 
+	if (wall == MAP_FAILED)
+		fail(c, "mmap", 0);
+	memset(wall, 0xff, len); /* its page faults not in the writer's time */
 	fflush(NULL);
 	pid = fork();
 	if (pid < 0)
 		fail(c, "fork", 0);
 	if (pid == 0) {
+		uint32_t *order = sequence(num);
+
+		c->lat = (uint32_t *)(wall + 1);
 		open_store(c, 0, num);
-		fill_all(c, 42, "crash fill");
+		*wall = put_timed(c, order, num, 0, "fillseq");
 		kill(getpid(), SIGKILL);
 		_exit(3);
 	}
@@ -676,6 +718,8 @@ static void chain_crash(struct ctx *c, struct chain_res *cr)
 		;
 	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
 		fail(c, "crash writer", 0);
+	summarise(&cr->w[W_FILLSEQ], (uint32_t *)(wall + 1), num, *wall);
+	munmap(wall, len);
 	eng_opts o = { 0, num, 0 };
 	t0 = now_ns();
 	c->h = c->e->open(c->dir, &o);
@@ -891,7 +935,7 @@ static int chain_wanted(const engine *e, enum kind k)
 	case K_MAIN: return needs_data();
 	case K_SYNC: return want[W_FILLSYNC];
 	case K_SYNC_MT: return want[W_FILLSYNC_MT] && e->mt_put;
-	case K_CRASH: return want[W_REOPEN_CRASH];
+	case K_CRASH: return want[W_REOPEN_CRASH] || want[W_FILLSEQ];
 	default: return want[W_COMPACT] && e->compact && e->mt_put;
 	}
 }
@@ -1258,7 +1302,7 @@ static void report_wall(void)
 {
 	static const char *const label[K_COUNT] = {
 		"main chain", "fillsync chain", "fillsync-mt chain",
-		"reopen-crash chain", "compact chain",
+		"fillseq + reopen-crash chain", "compact chain",
 	};
 
 	printf("\n### Wall time of each chain, s (median of %d)\n\n", runs);
@@ -1325,7 +1369,7 @@ static void report(void)
 static _Noreturn void usage(void)
 {
 	fprintf(stderr, "usage: kvbench [--num N] [--runs R] [--reads N] "
-		"[--sync-num N] [--threads T]\n"
+		"[--writes N] [--sync-num N] [--threads T]\n"
 		"               [--sync-threads T] [--value-size B] "
 		"[--compact-rate P]\n"
 		"               [--engines a,b] [--workloads a,b] [--dir DIR]\n"
@@ -1394,6 +1438,8 @@ static void parse(int argc, char **argv)
 			num = num_arg(v);
 		else if (!strcmp(a, "--reads"))
 			reads = num_arg(v);
+		else if (!strcmp(a, "--writes"))
+			writes = num_arg(v);
 		else if (!strcmp(a, "--sync-num"))
 			sync_num = num_arg(v);
 		else if (!strcmp(a, "--runs"))
@@ -1421,6 +1467,10 @@ static void parse(int argc, char **argv)
 		usage();
 	if (!reads)
 		reads = num;
+	if (!writes)
+		writes = num;
+	if (writes > num)
+		usage();
 	if (eng)
 		pick_engines(eng);
 	else
@@ -1488,10 +1538,11 @@ int main(int argc, char **argv)
 		}
 	}
 	make_pool();
-	printf("kvbench: num %llu, reads %llu, fillsync %llu (%d threads for "
-	       "fillsync-mt), threads %d, runs %d, keys %d B, values %zu B "
-	       "(half compressible), dir %s\n",
+	printf("kvbench: num %llu, reads %llu, writes %llu, fillsync %llu (%d "
+	       "threads for fillsync-mt), threads %d, runs %d, keys %d B, "
+	       "values %zu B (half compressible), dir %s\n",
 	       (unsigned long long)num, (unsigned long long)reads,
+	       (unsigned long long)writes,
 	       (unsigned long long)sync_num, sync_threads, threads, runs,
 	       KEY_LEN, val_len, base_dir);
 	for (int e = 0; e < n_engines; e++)
