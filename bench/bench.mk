@@ -11,12 +11,13 @@
 # engines interleaved run by run), with 200,000 reads per read workload.
 # The full run does what the issue names: overwrite and deleterandom of N
 # keys each, fillsync of 20,000 durable puts (and 20,000 from 4 threads).
-# On the 2-vCPU EPYC machine of the twelfth session that takes about 19
-# minutes, nearly all of it the peers' own puts (SQLite's alone about 80 s
-# a run), so the quick run, which the issue wants under 15 minutes, does
-# 200,000 overwrites and deletes (db_bench's --writes) and 5,000 durable
-# puts; its overwrite and deleterandom figures are not the full run's
-# (tkrzw deletes faster as its store empties). A quick look:
+# On the 2-vCPU EPYC machine of the twelfth session that took 20 min 26 s
+# (bench/RESULTS.md, run R), nearly all of it the peers' own puts (SQLite's
+# chains 131 s a run), so the quick run, which the issue wants under 15
+# minutes (12 min 26 s there, run S), does 200,000 overwrites and
+# deletes (db_bench's --writes) and 5,000 durable puts; its overwrite and
+# deleterandom figures are not the full run's (tkrzw deletes faster as its
+# store empties). A quick look:
 #   make bench BENCH_ARGS='--num 100000 --runs 1'
 BENCH_ARGS ?= --num 1000000 --reads 200000 --writes 200000 --sync-num 5000 \
 	--runs 3

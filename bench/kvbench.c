@@ -76,9 +76,9 @@ enum wl {
 };
 
 static const char *const wl_name[W_COUNT] = {
-	"fillseq", "fillrandom", "readrandom", "readmissing", "readrandom-mt", "scan100",
-	"ycsb-a", "ycsb-b", "overwrite", "reopen", "deleterandom", "fillsync",
-	"fillsync-mt", "reopen-crash", "compact",
+	"fillseq", "fillrandom", "readrandom", "readmissing", "readrandom-mt",
+	"scan100", "ycsb-a", "ycsb-b", "overwrite", "reopen", "deleterandom",
+	"fillsync", "fillsync-mt", "reopen-crash", "compact",
 };
 
 /* Chains, each a child process on a directory of its own. */
@@ -208,8 +208,8 @@ static void make_pool(void)
 	}
 }
 
-/* A permutation of 0..n-1 from a fixed seed. */
-static uint32_t *permutation(uint64_t n, uint64_t seed)
+/* 0, 1, ..., n-1: fillseq's order, which is also the keys' byte order. */
+static uint32_t *sequence(uint64_t n)
 {
 	uint32_t *p = malloc((n ? n : 1) * sizeof *p);
 
@@ -217,6 +217,14 @@ static uint32_t *permutation(uint64_t n, uint64_t seed)
 		exit(1);
 	for (uint64_t i = 0; i < n; i++)
 		p[i] = (uint32_t)i;
+	return p;
+}
+
+/* A permutation of 0..n-1 from a fixed seed. */
+static uint32_t *permutation(uint64_t n, uint64_t seed)
+{
+	uint32_t *p = sequence(n);
+
 	for (uint64_t i = n; i > 1; i--) {
 		uint64_t j = below(&seed, i);
 		uint32_t t = p[i - 1];
@@ -351,18 +359,6 @@ static void w_fill(struct ctx *c, struct res *r, const uint32_t *perm,
 		   uint64_t n, uint64_t seed, const char *what)
 {
 	summarise(r, c->lat, n, put_timed(c, perm, n, seed, what));
-}
-
-/* 0, 1, ..., n-1: fillseq's order, which is also the keys' byte order. */
-static uint32_t *sequence(uint64_t n)
-{
-	uint32_t *p = malloc((n ? n : 1) * sizeof *p);
-
-	if (!p)
-		exit(1);
-	for (uint64_t i = 0; i < n; i++)
-		p[i] = (uint32_t)i;
-	return p;
 }
 
 /* Puts every key once, in the order of a permutation; not timed. */
