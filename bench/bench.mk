@@ -52,7 +52,8 @@ bench_lib_tkrzw := -ltkrzw
 
 bench_def_lmdb := -DHAVE_LMDB
 bench_def_leveldb := -DHAVE_LEVELDB
-bench_def_rocksdb := -DHAVE_ROCKSDB
+bench_def_rocksdb = -DHAVE_ROCKSDB -DKVB_ROCKSDB_VERSION='"$(shell \
+	$(PKG_CONFIG) --modversion rocksdb 2>/dev/null)"'
 bench_def_sqlite := -DHAVE_SQLITE
 bench_def_kyoto := -DHAVE_KYOTO
 bench_def_gdbm := -DHAVE_GDBM
