@@ -40,11 +40,11 @@ static int e_put(void *h, const void *k, size_t kl, const void *v, size_t vl)
 	return kcdbset(h, k, kl, v, vl) ? 0 : ENG_ERR;
 }
 
-/* Values that fit a stack buffer are copied there; larger ones (say
- * --value-size 4096) come back malloc'd from kcdbget. */
+/* Values that fit a stack buffer (4 KiB ones too) are copied there;
+ * larger ones come back malloc'd from kcdbget. */
 static int e_get(void *h, const void *k, size_t kl, const void *ex, size_t el)
 {
-	char buf[512], *v;
+	char buf[4096 + 256], *v;
 	int32_t n;
 	size_t vl;
 	int ret;

@@ -59,19 +59,35 @@ static int e_put(void *hp, const void *k, size_t kl, const void *v, size_t vl)
 	return 0;
 }
 
+struct want {
+	const void *p;
+	size_t n;
+	int ret;
+};
+
+/* A get compares the stored value in place, in tkrzw_dbm_process's
+ * callback (value NULL: no such key), instead of the malloc'd copy of
+ * tkrzw_dbm_get: 4 KiB values, 3 alternating pairs, readrandom 652-749
+ * k/s against 559-613; 100-byte values 1,783-1,949 against 1,284-1,897. */
+static const char *compare(void *arg, const char *k, int32_t kl,
+			   const char *v, int32_t vl, int32_t *nl)
+{
+	struct want *w = arg;
+
+	(void)k, (void)kl, (void)nl;
+	w->ret = !v ? ENG_NOTFOUND : (size_t)vl == w->n &&
+		 !memcmp(v, w->p, w->n) ? ENG_OK : ENG_MISMATCH;
+	return TKRZW_REC_PROC_NOOP;
+}
+
 static int e_get(void *hp, const void *k, size_t kl, const void *ex, size_t el)
 {
 	struct h *h = hp;
-	int32_t vl;
-	char *v = tkrzw_dbm_get(h->db, k, (int32_t)kl, &vl);
-	int ret;
+	struct want w = { ex, el, ENG_ERR };
 
-	if (!v)
-		return tkrzw_get_last_status_code() ==
-			TKRZW_STATUS_NOT_FOUND_ERROR ? ENG_NOTFOUND : ENG_ERR;
-	ret = (size_t)vl == el && !memcmp(v, ex, el) ? ENG_OK : ENG_MISMATCH;
-	free(v);
-	return ret;
+	if (!tkrzw_dbm_process(h->db, k, (int32_t)kl, compare, &w, false))
+		return ENG_ERR;
+	return w.ret;
 }
 
 static int e_del(void *hp, const void *k, size_t kl)
