@@ -41,7 +41,9 @@ static int e_put(void *h, const void *k, size_t kl, const void *v, size_t vl)
 }
 
 /* Values that fit a stack buffer (4 KiB ones too) are copied there;
- * larger ones come back malloc'd from kcdbget. */
+ * larger ones come back malloc'd from kcdbget. At 4 KiB the two measured
+ * alike: readrandom 317-331 k/s with the buffer, 285-328 with kcdbget's
+ * copy (3 alternating pairs). */
 static int e_get(void *h, const void *k, size_t kl, const void *ex, size_t el)
 {
 	char buf[4096 + 256], *v;

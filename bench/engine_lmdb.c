@@ -1,8 +1,9 @@
 /* engine_lmdb.c - LMDB: one write transaction per put (MDB_WRITEMAP |
  * MDB_NOSYNC for fill*: commits write into the shared map, which survives
- * a process crash, 3.8-4.7x the puts/s of commits written with write() at
- * 300,000 keys; the default fsync per commit for fillsync); reads reuse one
- * read-only transaction per thread, reset and renewed around each get.
+ * a process crash, 3.3-5.6x the puts/s of commits written with write() in
+ * fillrandom, overwrite and deleterandom at 300,000 keys, 2 pairs; the
+ * default fsync per commit for fillsync); reads reuse one read-only
+ * transaction per thread, reset and renewed around each get.
  * Write transactions may begin in any thread (LMDB serialises them), so
  * mt_put is 1. No compact: LMDB reuses freed pages in place and its only
  * compaction (mdb_env_copy2 with MDB_CP_COMPACT) writes a copy elsewhere. */
