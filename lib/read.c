@@ -33,6 +33,22 @@ static void locate(kv_t *db, uint32_t id, kv__fetch *f)
 	f->rec = kv__seg_ptr(f->seg, f->off, kv__rec_size(f->klen, f->vlen));
 }
 
+void kv__fetch_warm(kv_t *db, uint32_t id)
+{
+	const kv__kent *e = kv__kd_ent(&db->kd, id);
+	kv__seg *s = db->segs[KV__LOC_SLOT(e->loc)];
+	size_t size = kv__rec_size(kv__kent_klen(e), kv__kent_vlen(e));
+	const uint8_t *rec = kv__seg_ptr(s, KV__LOC_OFF(e->loc), size);
+
+	if (!rec)
+		return;
+	/* A small record whole; of a big one, the lines the check starts on. */
+	const uint8_t *end = rec + (size < 256 ? size : 256);
+	for (const uint8_t *p = rec; p < end; p += 64)
+		__builtin_prefetch(p);
+	__builtin_prefetch(end - 1);
+}
+
 int kv__fetch_locked(kv_t *db, uint32_t id, kv__fetch *f)
 {
 	locate(db, id, f);

@@ -30,6 +30,11 @@ typedef struct kv__fetch {
 /* With klock held (shared): pins the segment of entry id and maps or
  * copies its record. */
 int kv__fetch_locked(kv_t *db, uint32_t id, kv__fetch *f);
+/* With klock held (shared): starts loading entry id's record into the
+ * cache, when it is mapped. A walk that will fetch a run of ids warms them
+ * all first, so that their misses overlap instead of following each other
+ * (kv_scan). The entry itself should be warm or prefetched already. */
+void kv__fetch_warm(kv_t *db, uint32_t id);
 /* For the copying gets (kv_get, kv_get_into): finds key, checks its
  * record and calls fn with the plain value. A mapped, uncompressed record
  * of at most 4 KiB is handled under klock (shared) and needs no pin: two

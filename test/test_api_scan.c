@@ -643,7 +643,7 @@ static void test_scan_limit_returns_exactly_limit_pairs(void **state)
 	populate(db, &m, 12);
 	size_t n = sorted_live(&m, sorted);
 	assert_true(n > 300);
-	/* Limits around the scan's internal window size (64) and around the
+	/* Limits around the scan's internal window size (128) and around the
 	 * number of live keys, so both "exactly limit" and "fewer at the
 	 * end" happen. */
 	const size_t limits[] = { 1, 2, 63, 64, 65, 127, 128, 129, 300,
