@@ -349,6 +349,97 @@ void kv__order_free(kv__order *o)
 }
 
 /*
+ * Bulk load from sorted ids, bottom up: each level's nodes are filled to
+ * 7/8 of their capacity, so that inserts into a freshly loaded tree do not
+ * split every leaf they reach, and the counts of a level's nodes differ by
+ * at most one, so that every node below the root holds over 7/16 of its
+ * capacity, above the third a remove keeps.
+ */
+#define LOAD_LEAF (LEAF_CAP - LEAF_CAP / 8)
+#define LOAD_INNER (INNER_CAP - INNER_CAP / 8)
+
+/* Items of group g when n items go evenly into `groups` groups. */
+static size_t group_size(size_t n, size_t groups, size_t g)
+{
+	return n / groups + (g < n % groups);
+}
+
+/* Makes the leaves for ids[0..n), linked, into lvl[]; their count. */
+static size_t load_leaves(kv__order *o, const uint32_t *ids, size_t n,
+			  kv__order_node **lvl)
+{
+	size_t groups = (n + LOAD_LEAF - 1) / LOAD_LEAF, at = 0;
+	struct ord_leaf *prev = NULL;
+
+	for (size_t g = 0; g < groups; g++) {
+		size_t k = group_size(n, groups, g);
+		kv__order_node *l = node_new(o, 1);
+
+		if (!l) {
+			while (g-- > 0)
+				node_free(o, lvl[g]);
+			return 0;
+		}
+		memcpy(as_leaf(l)->ids, ids + at, k * sizeof(ids[0]));
+		set_n(l, (unsigned)k);
+		if (prev)
+			prev->next = as_leaf(l);
+		prev = as_leaf(l);
+		lvl[g] = l;
+		at += k;
+	}
+	return groups;
+}
+
+/* Replaces the n subtrees in lvl[] by their parents, in place (parent g
+ * is stored only after its children were read); the parents' count. */
+static size_t load_parents(kv__order *o, kv__order_node **lvl, size_t n)
+{
+	size_t groups = (n + LOAD_INNER - 1) / LOAD_INNER, at = 0;
+
+	for (size_t g = 0; g < groups; g++) {
+		size_t k = group_size(n, groups, g);
+		kv__order_node *in = node_new(o, 0);
+
+		if (!in) {
+			for (size_t i = 0; i < g; i++)
+				free_subtree(o, lvl[i]);
+			for (size_t i = at; i < n; i++)
+				free_subtree(o, lvl[i]);
+			return 0;
+		}
+		for (size_t j = 0; j < k; j++)
+			inner_put(as_inner(in), (unsigned)j, lvl[at + j]);
+		lvl[g] = in;
+		at += k;
+	}
+	return groups;
+}
+
+int kv__order_load(kv__order *o, const uint32_t *ids, size_t n)
+{
+	kv__order_node **lvl;
+	unsigned height = 1;
+	size_t nodes;
+
+	if (o->root)
+		return KV_EINVAL;
+	if (n == 0)
+		return 0;
+	if (!(lvl = malloc((n + LOAD_LEAF - 1) / LOAD_LEAF * sizeof(*lvl))))
+		return KV_ENOMEM;
+	for (nodes = load_leaves(o, ids, n, lvl); nodes > 1; height++)
+		nodes = load_parents(o, lvl, nodes);
+	if (nodes == 1) {
+		o->root = lvl[0];
+		o->height = height;
+		o->count = n;
+	}
+	free(lvl);
+	return nodes == 1 ? 0 : KV_ENOMEM;
+}
+
+/*
  * A full leaf first tries to hand ids to a sibling with room (same parent,
  * so only two separators move) and splits only when both are full. At 1M
  * ids this cut memory from 6.15 to 4.94 bytes per id for random inserts,

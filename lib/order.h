@@ -38,6 +38,10 @@ void kv__order_init(kv__order *o, kv__order_cmp_fn cmp, void *ctx);
 void kv__order_free(kv__order *o);
 /* Adds id, whose key is (key, klen) and not yet in the tree. KV_ENOMEM. */
 int kv__order_insert(kv__order *o, uint32_t id, const void *key, size_t klen);
+/* Fills an empty tree with ids[0..n), which must be sorted by key with no
+ * key twice, in O(n) and without a comparison: KV_EINVAL if the tree is
+ * not empty, KV_ENOMEM (the tree left empty). */
+int kv__order_load(kv__order *o, const uint32_t *ids, size_t n);
 /* Removes id, whose key is (key, klen); KV_ENOTFOUND if the tree does not
  * hold id under that key. */
 int kv__order_remove(kv__order *o, uint32_t id, const void *key, size_t klen);

@@ -712,6 +712,74 @@ static void test_fill_orders(void **state)
 	universe_free(&u);
 }
 
+/*
+ * kv__order_load with `want` ids: three ranks in four, in key order, so
+ * that later inserts land between loaded keys. The loaded tree must walk
+ * and seek as the model says, cost no comparison to build, pack its nodes,
+ * refuse a second load, and keep all of that through inserts, removes and
+ * replaces afterwards (splits and merges of loaded nodes).
+ */
+static void load_and_churn(const struct universe *u, uint32_t want)
+{
+	static unsigned char probe[400];
+	struct world w;
+	struct model m;
+	uint32_t *ids = malloc((want + 1) * sizeof(ids[0])), k = 0;
+	uint64_t s = 7 + want;
+
+	assert_non_null(ids);
+	world_from(&w, u);
+	model_init(&m, u);
+	for (uint32_t r = 0; r < u->n && k < want; r++) {
+		if (r % 4 == 3)
+			continue;
+		ids[k++] = m.at[r] = u->id_of[r];
+		w.live[u->id_of[r]] = 1;
+	}
+	assert_int_equal(k, want);
+	m.count = k;
+	assert_int_equal(kv__order_load(&w.o, ids, k), 0);
+	assert_int_equal(w.ncmp, 0);
+	check_model_walk(&w, &m);
+	check_bytes(&w);
+	if (SIZE_CHECKS && k > 20000) {
+		assert_true((double)w.o.bytes / (double)w.o.count <= 4.9);
+		assert_int_equal(w.o.height, 3);
+	}
+	for (int t = 0; t < 300; t++) {
+		size_t len = probe_key(u, &s, probe);
+
+		check_model_seek(&w, &m, probe, len, t & 1);
+	}
+	if (k)
+		assert_int_equal(kv__order_load(&w.o, ids, k), KV_EINVAL);
+	check_model_walk(&w, &m);
+	for (uint32_t op = 0; op < 8000; op++)
+		model_step(&w, &m, &s, (op / 2000) % 2 == 1);
+	check_model_walk(&w, &m);
+	check_bytes(&w);
+	world_free(&w);
+	free(m.at);
+	free(ids);
+}
+
+static void test_load_sorted(void **state)
+{
+	/* Around one leaf, two leaves, one inner level full (110 ids a leaf
+	 * and 56 children an inner node at the default fanout) and a big
+	 * three-level tree. */
+	const uint32_t sizes[] = { 0, 1, 2, 109, 110, 111, 221, 6160, 6161,
+				   25000 };
+	struct universe u;
+
+	(void)state;
+	universe_build(&u, 60000, 17);
+	assert_true(u.n >= 34000);
+	for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+		load_and_churn(&u, sizes[i]);
+	universe_free(&u);
+}
+
 /* Removing most of a big tree must give the memory back. */
 static void test_shrink_memory(void **state)
 {
@@ -756,6 +824,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_empty),
+		cmocka_unit_test(test_load_sorted),
 		cmocka_unit_test(test_single),
 		cmocka_unit_test(test_prefix_and_binary),
 		cmocka_unit_test(test_byte_ladder),
