@@ -198,15 +198,16 @@ $(B)/obj/helpers/%.o: test/helpers/%.c $(wildcard test/helpers/*.h) \
 $(B)/test_%: test/test_%.c $(HELPER_OBJ) $(B)/libkv.a $(wildcard test/helpers/*.h)
 	$(CC) $(TEST_CFLAGS) $< $(HELPER_OBJ) -o $@ $(ALL_LDFLAGS) $(TEST_LIBS)
 
-# test_alloc and test_compound fail the Nth allocation: every allocator
-# call in the link goes through the wrappers of test/helpers/wrap/.
+# test_alloc, test_compound and test_order fail the Nth allocation: every
+# allocator call in the link goes through the wrappers of test/helpers/wrap/.
 ALLOCFAIL_OBJ = $(B)/obj/helpers/allocfail.o
 $(ALLOCFAIL_OBJ): test/helpers/wrap/allocfail.c test/helpers/wrap/allocfail.h \
 		| $(B)/obj/helpers
 	$(CC) $(TEST_CFLAGS) -c $< -o $@
-$(B)/test_alloc $(B)/test_compound: $(ALLOCFAIL_OBJ)
-$(B)/test_alloc $(B)/test_compound: TEST_CFLAGS += -Itest/helpers/wrap
-$(B)/test_alloc $(B)/test_compound: TEST_LIBS += $(ALLOCFAIL_OBJ) \
+ALLOCFAIL_BIN = $(B)/test_alloc $(B)/test_compound $(B)/test_order
+$(ALLOCFAIL_BIN): $(ALLOCFAIL_OBJ)
+$(ALLOCFAIL_BIN): TEST_CFLAGS += -Itest/helpers/wrap
+$(ALLOCFAIL_BIN): TEST_LIBS += $(ALLOCFAIL_OBJ) \
 	-Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc \
 	-Wl,--wrap=reallocarray,--wrap=strdup
 

@@ -358,85 +358,109 @@ void kv__order_free(kv__order *o)
 #define LOAD_LEAF (LEAF_CAP - LEAF_CAP / 8)
 #define LOAD_INNER (INNER_CAP - INNER_CAP / 8)
 
+/* Groups of at most `fill` items that n items need (no overflow). */
+static size_t groups_of(size_t n, size_t fill)
+{
+	return n / fill + (n % fill != 0);
+}
+
 /* Items of group g when n items go evenly into `groups` groups. */
 static size_t group_size(size_t n, size_t groups, size_t g)
 {
 	return n / groups + (g < n % groups);
 }
 
-/* Makes the leaves for ids[0..n), linked, into lvl[]; their count. */
-static size_t load_leaves(kv__order *o, const uint32_t *ids, size_t n,
-			  kv__order_node **lvl)
+/* A level of the tree being loaded: its nodes in key order, and the
+ * smallest id under each, so that making their parents reads no child. */
+struct load_level {
+	kv__order_node **node;
+	uint32_t *min;
+	size_t n;
+};
+
+/* Makes the leaves for ids[0..n), linked, into lv. */
+static int load_leaves(kv__order *o, const uint32_t *ids, size_t n,
+		       struct load_level *lv)
 {
-	size_t groups = (n + LOAD_LEAF - 1) / LOAD_LEAF, at = 0;
+	size_t groups = groups_of(n, LOAD_LEAF), at = 0;
 	struct ord_leaf *prev = NULL;
 
-	for (size_t g = 0; g < groups; g++) {
-		size_t k = group_size(n, groups, g);
+	for (lv->n = 0; lv->n < groups; lv->n++) {
+		size_t k = group_size(n, groups, lv->n);
 		kv__order_node *l = node_new(o, 1);
 
-		if (!l) {
-			while (g-- > 0)
-				node_free(o, lvl[g]);
-			return 0;
-		}
+		if (!l)
+			return KV_ENOMEM;
 		memcpy(as_leaf(l)->ids, ids + at, k * sizeof(ids[0]));
 		set_n(l, (unsigned)k);
 		if (prev)
 			prev->next = as_leaf(l);
 		prev = as_leaf(l);
-		lvl[g] = l;
+		lv->node[lv->n] = l;
+		lv->min[lv->n] = ids[at];
 		at += k;
 	}
-	return groups;
+	return 0;
 }
 
-/* Replaces the n subtrees in lvl[] by their parents, in place (parent g
- * is stored only after its children were read); the parents' count. */
-static size_t load_parents(kv__order *o, kv__order_node **lvl, size_t n)
+/* Replaces the nodes of lv by their parents, in place: parent g is stored
+ * after its children were taken, and at or left of the first of them. On
+ * failure lv holds every subtree not yet given a parent, and the parents
+ * made so far. */
+static int load_parents(kv__order *o, struct load_level *lv)
 {
-	size_t groups = (n + LOAD_INNER - 1) / LOAD_INNER, at = 0;
+	size_t n = lv->n, groups = groups_of(n, LOAD_INNER), at = 0;
 
 	for (size_t g = 0; g < groups; g++) {
 		size_t k = group_size(n, groups, g);
 		kv__order_node *in = node_new(o, 0);
 
 		if (!in) {
-			for (size_t i = 0; i < g; i++)
-				free_subtree(o, lvl[i]);
-			for (size_t i = at; i < n; i++)
-				free_subtree(o, lvl[i]);
-			return 0;
+			memmove(&lv->node[g], &lv->node[at],
+				(n - at) * sizeof(lv->node[0]));
+			lv->n = g + n - at;
+			return KV_ENOMEM;
 		}
-		for (size_t j = 0; j < k; j++)
-			inner_put(as_inner(in), (unsigned)j, lvl[at + j]);
-		lvl[g] = in;
+		memcpy(as_inner(in)->ids, &lv->min[at], k * sizeof(lv->min[0]));
+		memcpy(as_inner(in)->kids, &lv->node[at],
+		       k * sizeof(lv->node[0]));
+		set_n(in, (unsigned)k);
+		lv->node[g] = in;
+		lv->min[g] = lv->min[at];
 		at += k;
 	}
-	return groups;
+	lv->n = groups;
+	return 0;
 }
 
 int kv__order_load(kv__order *o, const uint32_t *ids, size_t n)
 {
-	kv__order_node **lvl;
+	struct load_level lv = { NULL, NULL, 0 };
 	unsigned height = 1;
-	size_t nodes;
+	int rc = 0;
 
 	if (o->root)
 		return KV_EINVAL;
 	if (n == 0)
 		return 0;
-	if (!(lvl = malloc((n + LOAD_LEAF - 1) / LOAD_LEAF * sizeof(*lvl))))
-		return KV_ENOMEM;
-	for (nodes = load_leaves(o, ids, n, lvl); nodes > 1; height++)
-		nodes = load_parents(o, lvl, nodes);
-	if (nodes == 1) {
-		o->root = lvl[0];
+	lv.node = malloc(groups_of(n, LOAD_LEAF) * sizeof(*lv.node));
+	lv.min = malloc(groups_of(n, LOAD_LEAF) * sizeof(*lv.min));
+	rc = lv.node && lv.min ? load_leaves(o, ids, n, &lv) : KV_ENOMEM;
+	while (rc == 0 && lv.n > 1) {
+		rc = load_parents(o, &lv);
+		height++;
+	}
+	if (rc == 0 && lv.n == 1) {
+		o->root = lv.node[0];
 		o->height = height;
 		o->count = n;
+	} else if (rc == KV_ENOMEM) {
+		while (lv.n > 0)
+			free_subtree(o, lv.node[--lv.n]);
 	}
-	free(lvl);
-	return nodes == 1 ? 0 : KV_ENOMEM;
+	free(lv.node);
+	free(lv.min);
+	return rc;
 }
 
 /*

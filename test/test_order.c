@@ -17,6 +17,7 @@
 
 #include "kv.h"
 #include "order.h"
+#include "allocfail.h"
 
 #define NONE UINT32_MAX
 
@@ -780,6 +781,61 @@ static void test_load_sorted(void **state)
 	universe_free(&u);
 }
 
+/* A load that runs out of memory at any of its allocations (the level
+ * arrays, a leaf, an inner node; once, or from then on) leaves the tree
+ * empty with nothing held, and a load after it works. */
+static void test_load_out_of_memory(void **state)
+{
+	struct universe u;
+	struct world w;
+	struct model m;
+	uint32_t *ids;
+	long calls = 0;
+
+	(void)state;
+	universe_build(&u, 30000, 23);
+	assert_true(u.n >= 9000);
+	world_from(&w, &u);
+	model_init(&m, &u);
+	ids = malloc(9000 * sizeof(ids[0]));
+	assert_non_null(ids);
+	for (uint32_t r = 0; r < 9000; r++) {
+		ids[r] = m.at[r] = u.id_of[r];
+		w.live[ids[r]] = 1;
+	}
+	m.count = 9000;
+	for (int persistent = 0; persistent < 2; persistent++) {
+		for (long i = 0;; i++) {
+			tu_alloc_arm(i, persistent);
+			int rc = kv__order_load(&w.o, ids, 9000);
+			int fired = tu_alloc_fired();
+
+			tu_alloc_disarm();
+			if (!fired) {
+				assert_int_equal(rc, 0);
+				calls = i;
+				break;
+			}
+			assert_int_equal(rc, KV_ENOMEM);
+			assert_null(w.o.root);
+			assert_int_equal(w.o.bytes, 0);
+			assert_int_equal(w.o.count, 0);
+			assert_int_equal(w.o.height, 0);
+		}
+		check_model_walk(&w, &m);
+		kv__order_free(&w.o);
+	}
+	/* The two level arrays, 82 leaves, 2 inner nodes and the root at
+	 * the default fanout: every one of them was made to fail. */
+	assert_true(calls >= 8);
+	if (SIZE_CHECKS)
+		assert_int_equal(calls, 87);
+	world_free(&w);
+	free(m.at);
+	free(ids);
+	universe_free(&u);
+}
+
 /* Removing most of a big tree must give the memory back. */
 static void test_shrink_memory(void **state)
 {
@@ -825,6 +881,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_empty),
 		cmocka_unit_test(test_load_sorted),
+		cmocka_unit_test(test_load_out_of_memory),
 		cmocka_unit_test(test_single),
 		cmocka_unit_test(test_prefix_and_binary),
 		cmocka_unit_test(test_byte_ladder),
