@@ -316,6 +316,14 @@ static int order_cmp(void *ctx, uint32_t id, const void *key, size_t klen)
 	return kv__kd_cmp(&((kv_t *)ctx)->kd, id, key, klen);
 }
 
+static const uint8_t *order_key(void *ctx, uint32_t id, size_t *klen)
+{
+	const kv__keydir *kd = &((kv_t *)ctx)->kd;
+
+	*klen = kv__kent_klen(kv__kd_ent(kd, id));
+	return kv__kd_key(kd, id);
+}
+
 static kv_t *db_new(const char *dir, const kv_options *opts)
 {
 	kv_t *db = calloc(1, sizeof *db);
@@ -334,6 +342,7 @@ static kv_t *db_new(const char *dir, const kv_options *opts)
 	pthread_cond_init(&db->wb.cv, NULL);
 	kv__klock_init(&db->klock);
 	kv__order_init(&db->order, order_cmp, db);
+	db->order.key = order_key;
 	db->opts = *opts;
 	fill_defaults(&db->opts);
 	kv__repl_init(db);

@@ -1,10 +1,11 @@
 /*
  * order.h - the ordered index behind kv_scan: a B+tree of keydir entry ids.
  *
- * The tree stores only 32-bit ids; key bytes stay in the keydir's arena and
- * are reached through the comparison callback, so the index costs a few
- * bytes per key and no per-key allocation. Not thread-safe: the caller
- * (kv.c) holds the keydir lock around every call.
+ * The tree stores 32-bit ids; key bytes stay in the keydir and are reached
+ * through the comparison callback, except copies of short separator keys
+ * in the inner nodes, so the index costs about 5 bytes per key and no
+ * per-key allocation. Not thread-safe: the caller (kv.c) holds the keydir
+ * lock around every call.
  */
 #ifndef KV_ORDER_H
 #define KV_ORDER_H
@@ -17,11 +18,17 @@
 typedef int (*kv__order_cmp_fn)(void *ctx, uint32_t id, const void *key,
 				size_t klen);
 
+/* Optional: the key bytes of `id` and their length, for the inner nodes'
+ * copies of short separator keys (order.c, struct ord_sep). */
+typedef const uint8_t *(*kv__order_key_fn)(void *ctx, uint32_t id,
+					   size_t *klen);
+
 typedef struct kv__order_node kv__order_node;
 
 typedef struct kv__order {
 	kv__order_node *root;
 	kv__order_cmp_fn cmp;
+	kv__order_key_fn key;   /* NULL unless set after kv__order_init */
 	void *ctx;
 	uint64_t count;   /* ids in the tree */
 	uint64_t bytes;   /* heap held by the nodes */
@@ -51,5 +58,9 @@ void kv__order_seek(const kv__order *o, const void *key, size_t klen,
 		    int after, kv__order_cur *c);
 /* Stores the id under the cursor and advances: 1, or 0 at the end. */
 int kv__order_next(kv__order_cur *c, uint32_t *id);
+/* For tests, O(n): 0 when the structure holds (each separator the smallest
+ * id under its child, every kept copy of a separator's key equal to the
+ * key, leaves non-empty and at one depth, the count right), else -1. */
+int kv__order_check(const kv__order *o);
 
 #endif /* KV_ORDER_H */
