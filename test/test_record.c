@@ -7,6 +7,8 @@
  */
 #include "testutil.h"
 
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -669,6 +671,130 @@ static void test_uncompress_rejects_lying_length_and_garbled_stream(
 	free(raw);
 }
 
+/* Values of each kind the benchmarks and users store: text, half random
+ * (random bytes and their copy, as kvbench's), and runs of one byte. */
+static void fill_kind(uint8_t *p, size_t n, int kind, uint64_t seed)
+{
+	uint64_t s = seed | 1;
+
+	for (size_t i = 0; i < n; i++) {
+		if (kind == 0)
+			p[i] = (uint8_t)("a value of text; "[i % 17] +
+					 (i / 1000 % 5));
+		else if (kind == 1)
+			p[i] = i % 64 < 32 ? (uint8_t)tu_rand(&s) : p[i - 32];
+		else
+			p[i] = (uint8_t)(i / 300);
+	}
+}
+
+/* The stored stream is zlib's format both ways: zlib inflates what this
+ * library writes (older libkv reads a new store), and this library
+ * inflates what zlib's compress2 wrote (the streams of older libkv, which
+ * used it, at level 1, and any level a tool may have used). */
+static void test_compressed_values_are_zlib_streams_both_ways(void **state)
+{
+	(void)state;
+	static const size_t sizes[] = { 13, 64, 100, 512, 4096, 65536,
+					1u << 20 };
+
+	for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+		for (int kind = 0; kind < 3; kind++) {
+			size_t n = sizes[i];
+			uint8_t *raw = malloc(n), *back = malloc(n);
+			void *z = NULL, *out = NULL;
+			size_t zlen = 0, olen = 0;
+
+			assert_non_null(raw);
+			assert_non_null(back);
+			fill_kind(raw, n, kind, n + (size_t)kind);
+			int rc = kv__rec_compress(raw, n, &z, &zlen);
+			assert_true(rc == 0 || rc == 1);
+			if (rc == 0) {
+				uLongf got = (uLongf)n;
+
+				assert_true(zlen < n);
+				assert_int_equal(uncompress(back, &got,
+						 (const uint8_t *)z + 4,
+						 (uLong)(zlen - 4)), Z_OK);
+				assert_int_equal(got, n);
+				assert_memory_equal(back, raw, n);
+				free(z);
+			} else {
+				assert_true(n < 100); /* only tiny ones */
+			}
+			for (int level = 1; level <= 9; level += 8) {
+				uLongf cap = compressBound((uLong)n);
+				uint8_t *zs = malloc(4 + (size_t)cap);
+
+				assert_non_null(zs);
+				assert_int_equal(compress2(zs + 4, &cap, raw,
+							   (uLong)n, level),
+						 Z_OK);
+				put_len(zs, (uint32_t)n);
+				assert_int_equal(kv__rec_uncompress(zs,
+						 4 + (size_t)cap, &out, &olen),
+						 0);
+				assert_int_equal(olen, n);
+				assert_memory_equal(out, raw, n);
+				free(out);
+				free(zs);
+			}
+			free(back);
+			free(raw);
+		}
+	}
+}
+
+/* Threads compressing and inflating at once share the kept working
+ * memory (zpool.c): each must get a block no other thread is using, or
+ * values come back wrong. More threads than the pool keeps, so blocks are
+ * also made and freed while others are in use. */
+#define ZT_THREADS 8
+#define ZT_ROUNDS 300
+
+static void *zthread(void *arg)
+{
+	size_t t = (size_t)(uintptr_t)arg;
+	uint8_t raw[3000];
+	long bad = 0;
+
+	for (size_t r = 0; r < ZT_ROUNDS; r++) {
+		size_t n = 200 + (t * 131 + r * 17) % 2800;
+		void *z, *out;
+		size_t zlen, olen;
+
+		fill_kind(raw, n, (int)((t + r) % 3), t * 1000 + r);
+		if (kv__rec_compress(raw, n, &z, &zlen) != 0) {
+			bad++;
+			continue;
+		}
+		if (kv__rec_uncompress(z, zlen, &out, &olen) != 0 ||
+		    olen != n || memcmp(out, raw, n) != 0)
+			bad++;
+		else
+			free(out);
+		free(z);
+	}
+	return (void *)(uintptr_t)bad;
+}
+
+static void test_compression_from_many_threads_at_once(void **state)
+{
+	(void)state;
+	pthread_t th[ZT_THREADS];
+
+	for (size_t t = 0; t < ZT_THREADS; t++)
+		assert_int_equal(pthread_create(&th[t], NULL, zthread,
+						(void *)(uintptr_t)t), 0);
+	for (size_t t = 0; t < ZT_THREADS; t++) {
+		void *bad;
+
+		assert_int_equal(pthread_join(th[t], &bad), 0);
+		assert_int_equal((uintptr_t)bad, 0);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -684,6 +810,8 @@ int main(void)
 		cmocka_unit_test(test_compress_returns_1_for_incompressible_and_tiny_values),
 		cmocka_unit_test(test_raw_len_refuses_lengths_beyond_zlib_ratio),
 		cmocka_unit_test(test_uncompress_rejects_lying_length_and_garbled_stream),
+		cmocka_unit_test(test_compressed_values_are_zlib_streams_both_ways),
+		cmocka_unit_test(test_compression_from_many_threads_at_once),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -34,7 +34,7 @@ the library default):
     sync_every         writes per sync ('every') or ms ('interval')
     max_file_size      segment size at which a new segment starts
     max_value_size     largest value accepted
-    compress           zlib-compress values >= compress_min bytes
+    compress           compress values >= compress_min bytes (zlib format)
     compress_min
     ordered            False: no ordered index (KV_UNORDERED); scan() then
                        fails, and iteration runs over kv_foreach, unordered

@@ -356,8 +356,8 @@ impl Options {
         self.flag(ffi::KV_SALVAGE, yes)
     }
 
-    /// `KV_COMPRESS`: zlib-compress values of at least `min` bytes when that
-    /// makes them shorter (`min` 0: the default, 512).
+    /// `KV_COMPRESS`: compress values of at least `min` bytes, in zlib's
+    /// format, when that makes them shorter (`min` 0: the default, 512).
     pub fn compress(mut self, min: u32) -> Options {
         self.compress_min = min;
         self.flag(ffi::KV_COMPRESS, true)
