@@ -40,8 +40,8 @@ TEST_CFLAGS = $(ALL_CFLAGS) -Wno-conversion -Itest/helpers \
 TEST_LIBS = $(B)/libkv.a $(DEP_LIBS) $(shell $(PKG_CONFIG) --libs cmocka)
 
 .PHONY: all deps example examples check check-asan check-tsan test-run \
-	man-check cxx-check bench-compact bench-stalls kvctl-check \
-	python-check rust-check \
+	man-check cxx-check bench-compact bench-stalls bench-compress \
+	kvctl-check python-check rust-check \
 	install uninstall install-check torture fuzz fuzz-replay bench clean
 .DELETE_ON_ERROR:
 # Keep objects built by pattern rules (helpers) between runs.
@@ -176,13 +176,21 @@ $(B)/reopen_compact: bench/reopen_compact.c $(B)/libkv.so
 bench-compact: all $(B)/reopen_compact
 	$(B)/reopen_compact $(N)
 
-$(B)/fill_stalls: bench/fill_stalls.c $(B)/libkv.so
+$(B)/fill_stalls: bench/fill_stalls.c bench/store_dir.h $(B)/libkv.so
 	$(CC) -std=c11 $(WARN) -O2 -Iinclude $(CFLAGS) $< -o $@ \
 		-L$(B) -Wl,-rpath,'$$ORIGIN' -lkv $(LDFLAGS)
 
 # Where a fill's time goes: puts by latency band, and the slow ones.
 bench-stalls: all $(B)/fill_stalls
 	$(B)/fill_stalls $(N)
+
+$(B)/compress_speed: bench/compress_speed.c bench/store_dir.h $(B)/libkv.so
+	$(CC) -std=c11 $(WARN) -O2 -Iinclude $(CFLAGS) $< -o $@ \
+		-L$(B) -Wl,-rpath,'$$ORIGIN' -lkv $(LDFLAGS)
+
+# What KV_COMPRESS costs per put and get, and saves per value.
+bench-compress: all $(B)/compress_speed
+	$(B)/compress_speed
 
 # make bench: kvbench against the peer engines (installs them first).
 include bench/bench.mk

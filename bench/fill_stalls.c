@@ -14,7 +14,6 @@
  * back to the VM's host (NOTES.md, ninth session).
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +22,8 @@
 #include <unistd.h>
 
 #include <kv.h>
+
+#include "store_dir.h"
 
 #define SLOW_NS 1000000u /* puts listed one by one */
 #define MAX_SLOW 64
@@ -51,24 +52,6 @@ static void die(int rc, const char *what)
 }
 
 /* The store's files (all at the top of dir), then dir. */
-static void remove_store(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	char path[4096];
-
-	while (d && (e = readdir(d)) != NULL) {
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-		unlink(path);
-	}
-	if (d)
-		closedir(d);
-	if (rmdir(dir) != 0)
-		fprintf(stderr, "could not remove %s\n", dir);
-}
-
 static const uint64_t band_top[] = { 500, 1000, 5000, 20000, 100000,
 				     1000000, 10000000, UINT64_MAX };
 static const char *const band_name[] = { "< 0.5 us", "< 1 us", "< 5 us",
@@ -146,6 +129,6 @@ int main(int argc, char **argv)
 		die(rc, "kv_close");
 	free(lat);
 	if (argc <= 2)
-		remove_store(dir);
+		bench_remove_store(dir);
 	return 0;
 }

@@ -114,7 +114,7 @@ int kv__rec_compress(const void *val, size_t vlen, void **out, size_t *olen)
 	d->z.end_of_stream = 1;
 	d->z.flush = NO_FLUSH;
 	rc = isal_deflate_stateless(&d->z);
-	*olen = 4 + (size_t)d->z.total_out;
+	size_t zlen = d->z.total_out;
 	kv__zpool_put_deflater(d);
 	if (rc != COMP_OK) {
 		free(buf);
@@ -122,6 +122,7 @@ int kv__rec_compress(const void *val, size_t vlen, void **out, size_t *olen)
 	}
 	kv__put32(buf, (uint32_t)vlen);
 	*out = buf;
+	*olen = 4 + zlen;
 	return 0;
 }
 
