@@ -51,7 +51,6 @@ static void die(int rc, const char *what)
 	exit(1);
 }
 
-/* The store's files (all at the top of dir), then dir. */
 static const uint64_t band_top[] = { 500, 1000, 5000, 20000, 100000,
 				     1000000, 10000000, UINT64_MAX };
 static const char *const band_name[] = { "< 0.5 us", "< 1 us", "< 5 us",
