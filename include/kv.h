@@ -100,7 +100,7 @@ enum {
 #define KV_RDONLY    0x02u /* open for reading only; takes no lock */
 #define KV_EXCL      0x04u /* with KV_CREATE: fail if a store exists */
 #define KV_SALVAGE   0x08u /* open past corrupt records, skipping them */
-#define KV_COMPRESS  0x10u /* compress values >= compress_min bytes (zlib format) */
+#define KV_COMPRESS  0x10u /* compress values >= compress_min (zlib format) */
 #define KV_UNORDERED 0x20u /* no ordered index: saves memory, no kv_scan */
 #define KV_NO_AUTO_COMPACT 0x40u /* no background compaction thread */
 #define KV_REPLICA   0x80u /* a follower: writes only via kv_repl_apply */
