@@ -28,7 +28,8 @@
 
 typedef struct eng_opts {
 	int sync;            /* 1: every put durable before it returns */
-	uint64_t num_keys;   /* expected keys; hash engines size buckets */
+	uint64_t num_keys;   /* expected keys; hash engines size their
+				bucket arrays, libkv its index */
 	/* 1: compact() will be called; an engine that can leave all its
 	 * compaction to that call does (libkv: KV_NO_AUTO_COMPACT), so that
 	 * the call has the whole backlog to do. LSM engines keep compacting

@@ -1,5 +1,6 @@
 /* engine_libkv.c - libkv: default KV_SYNC_WRITE; KV_SYNC_ALWAYS for sync;
- * kv_compact for compact. */
+ * kv_compact for compact; expected_keys = the expected keys, as tkrzw and
+ * Kyoto size their buckets from them. */
 #include <stdio.h>
 #include <string.h>
 
@@ -16,6 +17,7 @@ static void *e_open(const char *dir, const eng_opts *o)
 	kv_options_init(&opt);
 	opt.flags = KV_CREATE;
 	opt.sync_mode = o->sync ? KV_SYNC_ALWAYS : KV_SYNC_WRITE;
+	opt.expected_keys = o->num_keys;
 	if (o->manual_compact)
 		opt.flags |= KV_NO_AUTO_COMPACT;
 	rc = kv_open(dir, &opt, &db);

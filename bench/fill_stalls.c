@@ -3,11 +3,13 @@
  * keys, 100-byte values, as kvbench's fillrandom) into a new store with
  * the default options, times every put, and prints the time spent in
  * puts of each latency band and the puts that took 1 ms or more, by
- * index. Usage: fill_stalls [N] [DIR] (N defaults to 1,000,000; DIR to
- * a new directory under /tmp, removed at the end).
+ * index. Usage: fill_stalls [--expected] [N] [DIR] (N defaults to
+ * 1,000,000; DIR to a new directory under /tmp, removed at the end;
+ * --expected opens with kv_options.expected_keys = N).
  *
  * The slow puts are the ones that grow something: the keydir's table
- * (at 80% load: 52,428, 104,857, ... 838,860 keys), its 2 MiB entry
+ * (at 80% load: 52,428, 104,857, ... 838,860 keys; none with
+ * --expected), its 2 MiB entry
  * chunks (every 65,536 keys), a new 64 MiB segment (every 453,438 puts
  * of 148 bytes), an 8 MiB write-back step (every 56,680 puts). How long
  * they take depends on whether the memory they touch first was handed
@@ -86,6 +88,10 @@ static void report(const uint64_t *lat, uint64_t n, uint64_t total)
 
 int main(int argc, char **argv)
 {
+	int expected = argc > 1 && strcmp(argv[1], "--expected") == 0;
+
+	argc -= expected;
+	argv += expected;
 	uint64_t n = argc > 1 ? strtoull(argv[1], NULL, 10) : 1000000;
 	char tmpl[] = "/tmp/fill_stalls.XXXXXX";
 	uint64_t seed = 88172645463325252u;
@@ -95,7 +101,8 @@ int main(int argc, char **argv)
 	int rc;
 
 	if (n == 0) {
-		fprintf(stderr, "usage: fill_stalls [N > 0] [DIR]\n");
+		fprintf(stderr, "usage: fill_stalls [--expected] [N > 0] "
+			"[DIR]\n");
 		return 2;
 	}
 	uint64_t *lat = calloc(n, sizeof *lat);
@@ -106,6 +113,8 @@ int main(int argc, char **argv)
 	}
 	kv_options_init(&o);
 	o.flags |= KV_CREATE;
+	if (expected)
+		o.expected_keys = n;
 	if ((rc = kv_open(dir, &o, &db)) != 0)
 		die(rc, "kv_open");
 	/* Half the value compressible, half not, as kvbench's. */

@@ -160,7 +160,11 @@ typedef struct kv_options {
 	/* Replication hooks (see "replication" below), or NULL; copied at
 	 * open. */
 	const struct kv_repl_hooks *repl;
-	uint64_t reserved[1];     /* must be zero */
+	/* Keys to size the index for at open, so that filling the store up
+	 * to that many never grows it (each growth rehashes every key). Its
+	 * table and filter are allocated at open, 11-21 bytes per expected
+	 * key. 0: grow as keys arrive. */
+	uint64_t expected_keys;
 } kv_options;
 
 /* Whole-store figures; a struct tag only, as with stat(2)'s struct stat,

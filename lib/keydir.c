@@ -334,6 +334,12 @@ static int rehash(kv__keydir *kd, uint64_t need)
 	return 0;
 }
 
+uint64_t kv__kd_max_keys(void)
+{
+	/* The largest n for which cap_for(n) is at most MAX_CAP. */
+	return (MAX_CAP * LOAD_NUM - 1) / LOAD_DEN;
+}
+
 int kv__kd_reserve(kv__keydir *kd, uint64_t n)
 {
 	if ((n + kd->deleted) * LOAD_DEN < kd->cap * LOAD_NUM)

@@ -103,8 +103,11 @@ void kv__kd_set_flags(kv__keydir *kd, uint32_t id, uint32_t flags);
 /* Points a live entry at a newer record of its key. */
 void kv__kd_update(kv__keydir *kd, uint32_t id, uint64_t loc, uint32_t vlen,
 		   uint32_t flags);
-/* Grows the table now for n keys, so loading them rehashes nothing. */
+/* Grows the table now for n keys, so loading them rehashes nothing;
+ * n at most kv__kd_max_keys(). */
 int kv__kd_reserve(kv__keydir *kd, uint64_t n);
+/* The most keys one table holds. */
+uint64_t kv__kd_max_keys(void);
 void kv__kd_remove(kv__keydir *kd, uint32_t id, uint64_t hash);
 /* Starts loading the table slot where a search for hash begins, for a
  * caller about to look up several keys (recovery). */

@@ -187,9 +187,10 @@ static int check_options(const kv_options *o)
 		return kv__fail(KV_EINVAL, "file_mode 0%" PRIo32, o->file_mode);
 	if (o->compact_dead_pct > 100 || o->compact_store_pct > 100)
 		return kv__fail(KV_EINVAL, "compact_*_pct over 100");
-	for (size_t i = 0; i < sizeof o->reserved / sizeof o->reserved[0]; i++)
-		if (o->reserved[i])
-			return kv__fail(KV_EINVAL, "kv_options.reserved not 0");
+	if (o->expected_keys > kv__kd_max_keys())
+		return kv__fail(KV_EINVAL, "expected_keys %" PRIu64
+				" over the index's limit of %" PRIu64,
+				o->expected_keys, kv__kd_max_keys());
 	return kv__repl_check(o);
 }
 
@@ -361,6 +362,12 @@ static int open_store(kv_t *db)
 
 	if (!db->rdonly && (rc = take_lock(db)) != 0)
 		return rc;
+	/* Before recovery, which then reserves only what the hints need
+	 * beyond it. */
+	if (kv__kd_reserve(&db->kd, db->opts.expected_keys))
+		return kv__fail(KV_ENOMEM, "out of memory for an index of %"
+				PRIu64 " keys (expected_keys)",
+				db->opts.expected_keys);
 	if ((rc = kv__recover(db)) != 0)
 		return rc;
 	if (db->active && (rc = kv__commit_ready(db, db->active)) != 0)

@@ -140,8 +140,9 @@ static void test_bad_options_are_refused(void **state)
 	o.size = 8;
 	assert_int_equal(kv_open(dir, &o, &db), KV_EINVAL);
 	tu_options(&o);
-	o.reserved[0] = 1;
+	o.expected_keys = UINT64_MAX;
 	assert_int_equal(kv_open(dir, &o, &db), KV_EINVAL);
+	assert_non_null(strstr(kv_errmsg(), "expected_keys"));
 	tu_options(&o);
 	o.max_value_size = (uint64_t)KV_MAX_VALUE + 1;
 	assert_int_equal(kv_open(dir, &o, &db), KV_EINVAL);
@@ -416,6 +417,64 @@ static void test_file_modes_and_strangers(void **state)
 	tu_rmdir(dir);
 }
 
+static uint64_t keydir_bytes(kv_t *db)
+{
+	struct kv_stats st = { .size = sizeof st };
+
+	assert_int_equal(kv_stats(db, &st), KV_OK);
+	return st.keydir_bytes;
+}
+
+/* expected_keys sizes the index at open (a table of 8-byte slots at most
+ * 80% full), keeps every key findable whether the store stays under it
+ * or grows past it, and a bad value creates nothing. */
+static void test_expected_keys_sizes_the_index_at_open(void **state)
+{
+	char *dir = tu_mkdir();
+	char sub[4200], key[32];
+	kv_options o;
+	kv_t *db = (kv_t *)1;
+	struct stat st;
+
+	(void)state;
+	snprintf(sub, sizeof sub, "%s/store", dir);
+	tu_options(&o);
+	o.expected_keys = (UINT64_C(1) << 32) / 5 * 4 + 1;
+	assert_int_equal(kv_open(sub, &o, &db), KV_EINVAL);
+	assert_null(db);
+	assert_int_equal(stat(sub, &st), -1);
+
+	tu_options(&o);
+	db = tu_open(sub, &o);
+	uint64_t plain = keydir_bytes(db);
+	kv_close(db);
+	o.expected_keys = 200000;
+	db = tu_open(sub, &o);
+	uint64_t sized = keydir_bytes(db);
+	assert_true(sized >= 200000 / 4 * 5 * 8);
+	assert_true(sized > plain + 200000 * 8);
+	for (int i = 0; i < 3000; i++) {
+		snprintf(key, sizeof key, "key-%06d", i);
+		assert_int_equal(tu_put(db, key, key), KV_OK);
+	}
+	kv_close(db);
+
+	/* Reopened with fewer expected than it holds, then grown past. */
+	o.expected_keys = 100;
+	db = tu_open(sub, &o);
+	assert_true(keydir_bytes(db) < sized);
+	for (int i = 3000; i < 6000; i++) {
+		snprintf(key, sizeof key, "key-%06d", i);
+		assert_int_equal(tu_put(db, key, key), KV_OK);
+	}
+	for (int i = 0; i < 6000; i++) {
+		snprintf(key, sizeof key, "key-%06d", i);
+		tu_expect(db, key, key);
+	}
+	kv_close(db);
+	tu_rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -430,6 +489,7 @@ int main(void)
 		cmocka_unit_test(test_errors_have_text),
 		cmocka_unit_test(test_rollover_and_segment_figures),
 		cmocka_unit_test(test_file_modes_and_strangers),
+		cmocka_unit_test(test_expected_keys_sizes_the_index_at_open),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

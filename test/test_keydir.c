@@ -514,6 +514,65 @@ static void test_arena_compaction_with_keys_filling_chunks_exactly(
 	free(ids);
 }
 
+/* kv_options.expected_keys rests on this: after a reserve for n keys,
+ * inserting n keys never moves the table (a growth would allocate a new
+ * one and rehash every key into it), and every key is found. */
+static void test_reserved_table_takes_its_keys_without_growing(void **state)
+{
+	(void)state;
+	kv__keydir kd;
+	const uint32_t n = 300000;
+	uint8_t key[16];
+
+	assert_int_equal(kv__kd_init(&kd), 0);
+	assert_int_equal(kv__kd_reserve(&kd, n), 0);
+	const kv__kslot *table = kd.slots;
+	uint64_t cap = kd.cap;
+	assert_true(cap >= n);
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t a = (uint64_t)i * UINT64_C(0x9e3779b97f4a7c15);
+		uint32_t id;
+
+		memcpy(key, &a, 8);
+		memcpy(key + 8, &i, 4);
+		memset(key + 12, 7, 4);
+		assert_int_equal(kv__kd_insert(&kd, key, sizeof key,
+					       kv__kd_hash(key, sizeof key),
+					       i, 100, 0, &id), 0);
+		assert_ptr_equal(kd.slots, table);
+	}
+	assert_int_equal(kd.cap, cap);
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t a = (uint64_t)i * UINT64_C(0x9e3779b97f4a7c15);
+
+		memcpy(key, &a, 8);
+		memcpy(key + 8, &i, 4);
+		memset(key + 12, 7, 4);
+		uint32_t id = kv__kd_find(&kd, key, sizeof key,
+					  kv__kd_hash(key, sizeof key));
+		assert_true(id != NONE);
+		assert_true(kv__kd_ent(&kd, id)->loc == i);
+	}
+	/* One key past the bound that sized it: the table grows. */
+	uint32_t id, past = (uint32_t)(cap * 4 / 5) + 1;
+	for (uint32_t i = n; i < past; i++) {
+		uint64_t a = (uint64_t)i * UINT64_C(0x9e3779b97f4a7c15);
+
+		memcpy(key, &a, 8);
+		memcpy(key + 8, &i, 4);
+		memset(key + 12, 7, 4);
+		assert_int_equal(kv__kd_insert(&kd, key, sizeof key,
+					       kv__kd_hash(key, sizeof key),
+					       i, 100, 0, &id), 0);
+	}
+	assert_true(kd.cap > cap);
+	/* The bound kv_open checks expected_keys against: a reserve of it
+	 * would need 2^32 slots, one more key 2^33. */
+	assert_true(kv__kd_max_keys() * 5 < (UINT64_C(1) << 32) * 4);
+	assert_true((kv__kd_max_keys() + 1) * 5 >= (UINT64_C(1) << 32) * 4);
+	kv__kd_free(&kd);
+}
+
 static void test_memory_per_key_within_55_bytes_at_1m_keys(void **state)
 {
 	(void)state;
@@ -568,6 +627,7 @@ int main(void)
 		cmocka_unit_test(test_cmp_orders_like_memcmp_shorter_first),
 		cmocka_unit_test(test_arena_compaction_keeps_survivor_bytes),
 		cmocka_unit_test(test_arena_compaction_with_keys_filling_chunks_exactly),
+		cmocka_unit_test(test_reserved_table_takes_its_keys_without_growing),
 		cmocka_unit_test(test_memory_per_key_within_55_bytes_at_1m_keys),
 	};
 

@@ -43,6 +43,8 @@ the library default):
     compact_dead_pct, compact_store_pct, compact_dead_bytes,
     compact_min_size, compact_max_bytes
                        background compaction thresholds; see kv_compact(3)
+    expected_keys      keys to size the index for at open (no growth up to
+                       that many); see kv_open(3)
     log                log(level, message): recovery and background messages
     clock              clock() -> int: ms since the epoch, the TTL clock
     progress           progress(done, total) -> true to stop a compaction

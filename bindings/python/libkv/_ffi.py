@@ -119,7 +119,7 @@ class kv_options(Structure):
         ("progress", kv_progress_fn),
         ("progress_ctx", c_void_p),
         ("repl", c_void_p),  # const struct kv_repl_hooks *; unused here
-        ("reserved", c_uint64 * 1),
+        ("expected_keys", c_uint64),
     ]
 
 

@@ -49,6 +49,7 @@ _UINT_OPTIONS = {
     "compact_dead_bytes": 64,
     "compact_min_size": 64,
     "compact_max_bytes": 64,
+    "expected_keys": 64,
 }
 # Boolean options: name -> (flag bit, value that sets the bit).
 _BOOL_OPTIONS = {

@@ -145,7 +145,7 @@ class TestFlags(StoreTestCase):
                         auto_compact=False, salvage=False,
                         compact_dead_pct=30, compact_store_pct=40,
                         compact_dead_bytes=1 << 20, compact_min_size=1 << 10,
-                        compact_max_bytes=1 << 30,
+                        compact_max_bytes=1 << 30, expected_keys=1000,
                         log=lambda lvl, msg: logs.append(msg),
                         clock=lambda: 1_000_000,
                         progress=lambda d, t: False) as db:

@@ -170,7 +170,7 @@ class TestABI(unittest.TestCase):
         _ffi.kv_options_init(ctypes.byref(opts))
         self.assertEqual(opts.size, ctypes.sizeof(_ffi.kv_options))
         self.assertEqual(opts.flags, 0)
-        self.assertEqual(list(opts.reserved), [0])
+        self.assertEqual(opts.expected_keys, 0)
 
     def test_stats_size_is_checked_by_the_library(self):
         with _TempStore() as db:

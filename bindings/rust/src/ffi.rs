@@ -142,7 +142,8 @@ pub struct kv_options {
     pub progress_ctx: *mut c_void,
     /// Replication hooks, or NULL (the safe API sets none).
     pub repl: *const kv_repl_hooks,
-    pub reserved: [u64; 1],
+    /// Keys to size the index for at open (0: grow as keys arrive).
+    pub expected_keys: u64,
 }
 
 /// `struct kv_stats`; `size` must be set to `size_of::<kv_stats>()`.

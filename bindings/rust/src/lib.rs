@@ -317,6 +317,7 @@ pub struct Options {
     compact_dead_bytes: u64,
     compact_min_size: u64,
     compact_max_bytes: u64,
+    expected_keys: u64,
 }
 
 impl Options {
@@ -442,6 +443,14 @@ impl Options {
         self
     }
 
+    /// Keys to size the index for at open, so that filling the store up to
+    /// that many never grows it (0: grow as keys arrive; at most
+    /// 3,435,973,836). Costs 11-21 bytes per expected key from the open on.
+    pub fn expected_keys(mut self, keys: u64) -> Options {
+        self.expected_keys = keys;
+        self
+    }
+
     /// The `kv_options` these settings describe.
     pub fn to_raw(&self) -> ffi::kv_options {
         // SAFETY: kv_options is plain data for which all-zero bytes are a
@@ -462,6 +471,7 @@ impl Options {
         o.compact_dead_bytes = self.compact_dead_bytes;
         o.compact_min_size = self.compact_min_size;
         o.compact_max_bytes = self.compact_max_bytes;
+        o.expected_keys = self.expected_keys;
         o
     }
 }

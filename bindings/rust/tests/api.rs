@@ -43,11 +43,21 @@ fn open_create_exclusive_and_bad_options() {
         opts().compact_dead_pct(101),
         opts().max_value_size(libkv::MAX_VALUE + 1),
         opts().file_mode(0o10000),
+        opts().expected_keys(u64::MAX),
     ] {
         let err = Db::open(dir.store(), &bad).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{bad:?}: {err}");
         assert!(!err.message.is_empty(), "kv_errmsg detail expected for {bad:?}");
     }
+    // expected_keys sizes the index at open: a table of 8-byte slots for
+    // 100,000 keys is at least 1 MB, where a store opened without it holds
+    // a few KB.
+    let db = Db::open(dir.store(), &opts().expected_keys(100_000)).unwrap();
+    assert!(db.stats().unwrap().keydir_bytes >= 1_000_000);
+    db.close().unwrap();
+    let db = Db::open(dir.store(), &opts()).unwrap();
+    assert!(db.stats().unwrap().keydir_bytes < 1_000_000);
+    db.close().unwrap();
     let err = Db::open(dir.path().join("a\0b"), &opts()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
     assert!(err.message.contains("NUL"), "{err}");

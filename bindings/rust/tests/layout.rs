@@ -62,7 +62,7 @@ fn rust_layouts() -> Vec<Layout> {
             size, flags, sync_mode, sync_every, max_file_size, max_value_size,
             compress_min, file_mode, log, log_ctx, clock, clock_ctx,
             compact_dead_pct, compact_store_pct, compact_dead_bytes,
-            compact_min_size, compact_max_bytes, progress, progress_ctx, repl, reserved,
+            compact_min_size, compact_max_bytes, progress, progress_ctx, repl, expected_keys,
         }
         "struct kv_stats" => ffi::kv_stats {
             size, sync_mode, live_keys, live_bytes, dead_bytes, segments,
