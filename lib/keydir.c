@@ -318,7 +318,7 @@ static int rehash(kv__keydir *kd, uint64_t need)
 {
 	kv__keydir old = *kd;
 
-	if (alloc_table(kd, cap_for(need))) {
+	if (alloc_table(kd, cap_for(need > kd->floor ? need : kd->floor))) {
 		*kd = old;
 		return KV_ENOMEM;
 	}
@@ -345,6 +345,15 @@ int kv__kd_reserve(kv__keydir *kd, uint64_t n)
 	if ((n + kd->deleted) * LOAD_DEN < kd->cap * LOAD_NUM)
 		return 0;
 	return rehash(kd, n);
+}
+
+int kv__kd_expect(kv__keydir *kd, uint64_t n)
+{
+	int rc = kv__kd_reserve(kd, n);
+
+	if (rc == 0)
+		kd->floor = n;
+	return rc;
 }
 
 static int ensure_id(kv__keydir *kd, uint32_t *id)

@@ -60,6 +60,7 @@ typedef struct kv__keydir {
 	uint64_t nblocks;    /* a power of two */
 	uint64_t used;       /* live slots */
 	uint64_t deleted;    /* deleted-marker slots */
+	uint64_t floor;      /* no rehash sizes for fewer keys (kv__kd_expect) */
 	kv__kent **chunks;   /* entry chunks */
 	uint32_t nchunks;
 	uint32_t nids;       /* ids handed out so far (high-water mark) */
@@ -108,6 +109,10 @@ void kv__kd_update(kv__keydir *kd, uint32_t id, uint64_t loc, uint32_t vlen,
 int kv__kd_reserve(kv__keydir *kd, uint64_t n);
 /* The most keys one table holds. */
 uint64_t kv__kd_max_keys(void);
+/* kv_options.expected_keys: reserves for n keys and keeps the table that
+ * big, so that the rehash that clears deleted slots never shrinks it
+ * below n, which a store filled back up would have to grow again. */
+int kv__kd_expect(kv__keydir *kd, uint64_t n);
 void kv__kd_remove(kv__keydir *kd, uint32_t id, uint64_t hash);
 /* Starts loading the table slot where a search for hash begins, for a
  * caller about to look up several keys (recovery). */

@@ -364,7 +364,7 @@ static int open_store(kv_t *db)
 		return rc;
 	/* Before recovery, which then reserves only what the hints need
 	 * beyond it. */
-	if (kv__kd_reserve(&db->kd, db->opts.expected_keys))
+	if (kv__kd_expect(&db->kd, db->opts.expected_keys))
 		return kv__fail(KV_ENOMEM, "out of memory for an index of %"
 				PRIu64 " keys (expected_keys)",
 				db->opts.expected_keys);

@@ -573,6 +573,53 @@ static void test_reserved_table_takes_its_keys_without_growing(void **state)
 	kv__kd_free(&kd);
 }
 
+/* A table kept for expected keys stays that big through the rehashes
+ * that clear deleted slots (each of which would otherwise size it for the
+ * few live keys), and keeps finding every live key. */
+static void test_expected_table_does_not_shrink(void **state)
+{
+	(void)state;
+	kv__keydir kd;
+	uint32_t live[8];
+	uint8_t key[12];
+
+	assert_int_equal(kv__kd_init(&kd), 0);
+	assert_int_equal(kv__kd_expect(&kd, 1000), 0);
+	uint64_t cap = kd.cap;
+	assert_true(cap >= 1000);
+	memset(key, 3, sizeof key);
+	/* 20 tables' worth of keys through 8 places: every slot of the table
+	 * becomes a deleted marker many times over. */
+	for (uint32_t i = 0; i < 20 * cap; i++) {
+		uint32_t id;
+
+		memcpy(key, &i, 4);
+		if (i >= 8) {
+			uint32_t old = i - 8;
+			uint8_t okey[12];
+
+			memset(okey, 3, sizeof okey);
+			memcpy(okey, &old, 4);
+			kv__kd_remove(&kd, live[old % 8],
+				      kv__kd_hash(okey, sizeof okey));
+		}
+		assert_int_equal(kv__kd_insert(&kd, key, sizeof key,
+					       kv__kd_hash(key, sizeof key),
+					       i, 1, 0, &id), 0);
+		live[i % 8] = id;
+		assert_int_equal(kd.cap, cap);
+	}
+	assert_int_equal(kv__kd_count(&kd), 8);
+	for (uint32_t i = 20 * (uint32_t)cap - 8; i < 20 * cap; i++) {
+		memcpy(key, &i, 4);
+		uint32_t id = kv__kd_find(&kd, key, sizeof key,
+					  kv__kd_hash(key, sizeof key));
+		assert_int_equal(id, live[i % 8]);
+		assert_true(kv__kd_ent(&kd, id)->loc == i);
+	}
+	kv__kd_free(&kd);
+}
+
 static void test_memory_per_key_within_55_bytes_at_1m_keys(void **state)
 {
 	(void)state;
@@ -628,6 +675,7 @@ int main(void)
 		cmocka_unit_test(test_arena_compaction_keeps_survivor_bytes),
 		cmocka_unit_test(test_arena_compaction_with_keys_filling_chunks_exactly),
 		cmocka_unit_test(test_reserved_table_takes_its_keys_without_growing),
+		cmocka_unit_test(test_expected_table_does_not_shrink),
 		cmocka_unit_test(test_memory_per_key_within_55_bytes_at_1m_keys),
 	};
 
