@@ -136,6 +136,21 @@ class TestFlags(StoreTestCase):
                            compact_dead_pct=101)
         self.assertKvError(libkv.KV_EINVAL, libkv.open, self.store, "c",
                            max_file_size=1 << 40)
+        self.assertKvError(libkv.KV_EINVAL, libkv.open, self.store, "c",
+                           expected_keys=1 << 40)
+
+    def test_expected_keys_sizes_the_index(self):
+        # A table of 8-byte slots for 100,000 keys is over 1 MB; the same
+        # store holding the same key opened without expected_keys has a
+        # table for a few keys (both hold one 2 MiB chunk of entries).
+        with libkv.open(self.store, "c", expected_keys=100_000) as db:
+            self.assertGreaterEqual(db.stats()["keydir_bytes"], 1_000_000)
+            db[b"k"] = b"v"
+            sized = db.stats()["keydir_bytes"]
+        with libkv.open(self.store, "w") as db:
+            self.assertGreaterEqual(sized - db.stats()["keydir_bytes"],
+                                    1_000_000)
+            self.assertEqual(db[b"k"], b"v")
 
     def test_every_option_accepted(self):
         logs = []
