@@ -514,6 +514,52 @@ static void test_arena_compaction_with_keys_filling_chunks_exactly(
 	free(ids);
 }
 
+/* The 16-byte key number i of the tests below that use plain numbered
+ * keys: a multiplicative hash of i, then ~i, so keys are distinct and
+ * spread over the table. */
+static void numbered_key(uint8_t key[16], uint32_t i)
+{
+	uint64_t a = (uint64_t)i * UINT64_C(0x9e3779b97f4a7c15);
+	uint64_t b = ~(uint64_t)i;
+
+	memcpy(key, &a, 8);
+	memcpy(key + 8, &b, 8);
+}
+
+/* Inserts key number i with location i; returns its id. */
+static uint32_t insert_numbered(kv__keydir *kd, uint32_t i)
+{
+	uint8_t key[16];
+	uint32_t id;
+
+	numbered_key(key, i);
+	assert_int_equal(kv__kd_insert(kd, key, sizeof key,
+				       kv__kd_hash(key, sizeof key), i, 100,
+				       0, &id), 0);
+	return id;
+}
+
+/* The id of key number i, after checking that it holds location i. */
+static uint32_t find_numbered(const kv__keydir *kd, uint32_t i)
+{
+	uint8_t key[16];
+
+	numbered_key(key, i);
+	uint32_t id = kv__kd_find(kd, key, sizeof key,
+				  kv__kd_hash(key, sizeof key));
+	assert_true(id != NONE);
+	assert_true(kv__kd_ent(kd, id)->loc == i);
+	return id;
+}
+
+static void remove_numbered(kv__keydir *kd, uint32_t i, uint32_t id)
+{
+	uint8_t key[16];
+
+	numbered_key(key, i);
+	kv__kd_remove(kd, id, kv__kd_hash(key, sizeof key));
+}
+
 /* kv_options.expected_keys rests on this: after a reserve for n keys,
  * inserting n keys never moves the table (a growth would allocate a new
  * one and rehash every key into it), and every key is found. */
@@ -522,7 +568,6 @@ static void test_reserved_table_takes_its_keys_without_growing(void **state)
 	(void)state;
 	kv__keydir kd;
 	const uint32_t n = 300000;
-	uint8_t key[16];
 
 	assert_int_equal(kv__kd_init(&kd), 0);
 	assert_int_equal(kv__kd_reserve(&kd, n), 0);
@@ -530,41 +575,15 @@ static void test_reserved_table_takes_its_keys_without_growing(void **state)
 	uint64_t cap = kd.cap;
 	assert_true(cap >= n);
 	for (uint32_t i = 0; i < n; i++) {
-		uint64_t a = (uint64_t)i * UINT64_C(0x9e3779b97f4a7c15);
-		uint32_t id;
-
-		memcpy(key, &a, 8);
-		memcpy(key + 8, &i, 4);
-		memset(key + 12, 7, 4);
-		assert_int_equal(kv__kd_insert(&kd, key, sizeof key,
-					       kv__kd_hash(key, sizeof key),
-					       i, 100, 0, &id), 0);
+		insert_numbered(&kd, i);
 		assert_ptr_equal(kd.slots, table);
 	}
 	assert_int_equal(kd.cap, cap);
-	for (uint32_t i = 0; i < n; i++) {
-		uint64_t a = (uint64_t)i * UINT64_C(0x9e3779b97f4a7c15);
-
-		memcpy(key, &a, 8);
-		memcpy(key + 8, &i, 4);
-		memset(key + 12, 7, 4);
-		uint32_t id = kv__kd_find(&kd, key, sizeof key,
-					  kv__kd_hash(key, sizeof key));
-		assert_true(id != NONE);
-		assert_true(kv__kd_ent(&kd, id)->loc == i);
-	}
+	for (uint32_t i = 0; i < n; i++)
+		find_numbered(&kd, i);
 	/* One key past the bound that sized it: the table grows. */
-	uint32_t id, past = (uint32_t)(cap * 4 / 5) + 1;
-	for (uint32_t i = n; i < past; i++) {
-		uint64_t a = (uint64_t)i * UINT64_C(0x9e3779b97f4a7c15);
-
-		memcpy(key, &a, 8);
-		memcpy(key + 8, &i, 4);
-		memset(key + 12, 7, 4);
-		assert_int_equal(kv__kd_insert(&kd, key, sizeof key,
-					       kv__kd_hash(key, sizeof key),
-					       i, 100, 0, &id), 0);
-	}
+	for (uint32_t i = n; i < (uint32_t)(cap * 4 / 5) + 1; i++)
+		insert_numbered(&kd, i);
 	assert_true(kd.cap > cap);
 	/* The bound kv_open checks expected_keys against: a reserve of it
 	 * would need 2^32 slots, one more key 2^33. */
@@ -581,42 +600,23 @@ static void test_expected_table_does_not_shrink(void **state)
 	(void)state;
 	kv__keydir kd;
 	uint32_t live[8];
-	uint8_t key[12];
 
 	assert_int_equal(kv__kd_init(&kd), 0);
 	assert_int_equal(kv__kd_expect(&kd, 1000), 0);
 	uint64_t cap = kd.cap;
 	assert_true(cap >= 1000);
-	memset(key, 3, sizeof key);
 	/* 20 tables' worth of keys through 8 places: every slot of the table
 	 * becomes a deleted marker many times over. */
-	for (uint32_t i = 0; i < 20 * cap; i++) {
-		uint32_t id;
-
-		memcpy(key, &i, 4);
-		if (i >= 8) {
-			uint32_t old = i - 8;
-			uint8_t okey[12];
-
-			memset(okey, 3, sizeof okey);
-			memcpy(okey, &old, 4);
-			kv__kd_remove(&kd, live[old % 8],
-				      kv__kd_hash(okey, sizeof okey));
-		}
-		assert_int_equal(kv__kd_insert(&kd, key, sizeof key,
-					       kv__kd_hash(key, sizeof key),
-					       i, 1, 0, &id), 0);
-		live[i % 8] = id;
+	uint32_t total = 20 * (uint32_t)cap;
+	for (uint32_t i = 0; i < total; i++) {
+		if (i >= 8)
+			remove_numbered(&kd, i - 8, live[i % 8]);
+		live[i % 8] = insert_numbered(&kd, i);
 		assert_int_equal(kd.cap, cap);
 	}
 	assert_int_equal(kv__kd_count(&kd), 8);
-	for (uint32_t i = 20 * (uint32_t)cap - 8; i < 20 * cap; i++) {
-		memcpy(key, &i, 4);
-		uint32_t id = kv__kd_find(&kd, key, sizeof key,
-					  kv__kd_hash(key, sizeof key));
-		assert_int_equal(id, live[i % 8]);
-		assert_true(kv__kd_ent(&kd, id)->loc == i);
-	}
+	for (uint32_t i = total - 8; i < total; i++)
+		assert_int_equal(find_numbered(&kd, i), live[i % 8]);
 	kv__kd_free(&kd);
 }
 
@@ -625,7 +625,6 @@ static void test_memory_per_key_within_55_bytes_at_1m_keys(void **state)
 	(void)state;
 	kv__keydir kd;
 	const uint32_t n = 1000000;
-	uint8_t key[16];
 
 	/* The documented budget (README "Figures"): key length + 39 bytes
 	 * per key, all of the index's heap included (table, entries, arena,
@@ -633,17 +632,8 @@ static void test_memory_per_key_within_55_bytes_at_1m_keys(void **state)
 	 * bits) cost 6.3 bytes per key at this size and halve the cost of an
 	 * insert; the Bloom filter costs 1.0 and makes a miss ~2x faster. */
 	assert_int_equal(kv__kd_init(&kd), 0);
-	for (uint32_t i = 0; i < n; i++) {
-		uint64_t a = (uint64_t)i * UINT64_C(0x9e3779b97f4a7c15);
-		uint64_t b = ~(uint64_t)i;
-		uint32_t id;
-
-		memcpy(key, &a, 8);
-		memcpy(key + 8, &b, 8);
-		assert_int_equal(kv__kd_insert(&kd, key, sizeof key,
-					       kv__kd_hash(key, sizeof key),
-					       i, 100, 0, &id), 0);
-	}
+	for (uint32_t i = 0; i < n; i++)
+		insert_numbered(&kd, i);
 	assert_int_equal(kv__kd_count(&kd), n);
 	double per_key = (double)kv__kd_bytes(&kd) / (double)n;
 	print_message("keydir: %llu bytes for %u 16-byte keys = %.2f bytes "
@@ -651,17 +641,8 @@ static void test_memory_per_key_within_55_bytes_at_1m_keys(void **state)
 		      (unsigned long long)kv__kd_bytes(&kd), n, per_key);
 	assert_true(kv__kd_bytes(&kd) <= (uint64_t)n * (16 + 39));
 	/* Spot check that the figure describes a working index. */
-	for (uint32_t i = 0; i < n; i += 9973) {
-		uint64_t a = (uint64_t)i * UINT64_C(0x9e3779b97f4a7c15);
-		uint64_t b = ~(uint64_t)i;
-
-		memcpy(key, &a, 8);
-		memcpy(key + 8, &b, 8);
-		uint32_t id = kv__kd_find(&kd, key, sizeof key,
-					  kv__kd_hash(key, sizeof key));
-		assert_true(id != NONE);
-		assert_true(kv__kd_ent(&kd, id)->loc == i);
-	}
+	for (uint32_t i = 0; i < n; i += 9973)
+		find_numbered(&kd, i);
 	kv__kd_free(&kd);
 }
 
