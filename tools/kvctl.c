@@ -37,7 +37,8 @@ enum { KVCTL_OK = 0, KVCTL_FAIL = 1, KVCTL_USAGE = 2 };
 /* Options, by index into options[]; OPT() makes a command's mask. */
 enum {
 	O_HELP, O_NEWLINE, O_ESCAPED, O_CREATE, O_KEYS, O_BYTES, O_TTL,
-	O_SEGSIZE, O_PREFIX, O_START, O_END, O_LIMIT, O_BATCH, O_COUNT
+	O_SEGSIZE, O_PREFIX, O_START, O_END, O_LIMIT, O_BATCH, O_EXPECTED,
+	O_COUNT
 };
 
 #define OPT(o) (1u << (o))
@@ -51,7 +52,7 @@ struct args {
 	char **pos;             /* positional arguments, DIR first */
 	int npos;
 	int help, newline, escaped, create, keys_only, bytes;
-	uint64_t ttl_ms, segment_size, limit, batch;
+	uint64_t ttl_ms, segment_size, limit, batch, expected_keys;
 	char *prefix, *start, *end;
 };
 
@@ -344,6 +345,7 @@ static void init_opts(struct args *a, uint32_t flags, kv_options *o)
 	o->flags |= KV_NO_AUTO_COMPACT;
 	o->max_value_size = KV_MAX_VALUE;
 	o->max_file_size = a->segment_size;
+	o->expected_keys = a->expected_keys;
 }
 
 /* Says why kv_open failed; returns -1. */
@@ -1274,6 +1276,8 @@ static const struct option options[O_COUNT] = {
 	[O_END] = { "end", required_argument, NULL, LONG_ONLY(O_END) },
 	[O_LIMIT] = { "limit", required_argument, NULL, LONG_ONLY(O_LIMIT) },
 	[O_BATCH] = { "batch", required_argument, NULL, LONG_ONLY(O_BATCH) },
+	[O_EXPECTED] = { "expected-keys", required_argument, NULL,
+			 LONG_ONLY(O_EXPECTED) },
 };
 
 #define H_ESCKEY  "  -e, --escaped       KEY is in the escaped form\n"
@@ -1315,11 +1319,14 @@ static const struct cmd commands[] = {
 	  "check every record of every segment", H_BYTES },
 	{ "dump", cmd_dump, 0, 1, 2, "DIR [FILE]",
 	  "write every live pair in the portable text format", "" },
-	{ "load", cmd_load, OPT(O_SEGSIZE) | OPT(O_BATCH), 1, 2,
-	  "[--batch N] [--segment-size BYTES] DIR [FILE]",
+	{ "load", cmd_load, OPT(O_SEGSIZE) | OPT(O_BATCH) | OPT(O_EXPECTED), 1,
+	  2, "[--batch N] [--expected-keys N] [--segment-size BYTES] DIR [FILE]",
 	  "write the pairs of a dump, creating the store if missing",
 	  "      --batch N       at most N pairs per atomic batch"
-	  " (default 1000)\n" H_SEGSIZE },
+	  " (default 1000)\n"
+	  "      --expected-keys N\n"
+	  "                      size the index for N keys at the open\n"
+	  H_SEGSIZE },
 	{ "repair", cmd_repair, OPT(O_BYTES) | OPT(O_SEGSIZE), 1, 1,
 	  "[-b] [--segment-size BYTES] DIR",
 	  "salvage a damaged store, rewrite it, and verify it",
@@ -1395,6 +1402,9 @@ static int set_opt(struct args *a, int val, char *arg)
 		return parse_num(a, "--segment-size", arg, 1, &a->segment_size);
 	case LONG_ONLY(O_BATCH):
 		return parse_num(a, "--batch", arg, 1, &a->batch);
+	case LONG_ONLY(O_EXPECTED):
+		return parse_num(a, "--expected-keys", arg, 1,
+				 &a->expected_keys);
 	case LONG_ONLY(O_LIMIT):
 		return parse_num(a, "--limit", arg, 0, &a->limit);
 	default:

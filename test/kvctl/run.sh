@@ -164,7 +164,8 @@ t_bad_numbers() {
 		st 2 put --ttl 0 s k v && has err 'too small' &&
 		st 2 put --ttl 99999999999999999999 s k v &&
 		st 2 scan --limit -1 s && st 2 scan --limit 1x s &&
-		st 2 load --batch 0 s && st 2 put --segment-size '' s k v
+		st 2 load --batch 0 s && st 2 put --segment-size '' s k v &&
+		st 2 load --expected-keys x s && st 2 put --expected-keys 5 s k v
 }
 check "bad numbers exit 2" t_bad_numbers
 
@@ -342,6 +343,16 @@ t_load_batches() {
 		st 1 load --batch 100 b2 b.dump && has err '1200 pairs were written'
 }
 check "load writes whole batches only: nothing from a bad line's batch on" t_load_batches
+
+t_load_expected_keys() {
+	pairs 1500 >e.dump
+	st 0 load --expected-keys 100000 e.store e.dump &&
+		has out '1500 pairs written' &&
+		st 0 scan -k e.store && [ "$(wc -l <out)" -eq 1500 ] &&
+		st 1 load --expected-keys 99999999999 e2.store e.dump &&
+		has err 'expected_keys' && [ ! -e e2.store ]
+}
+check "load --expected-keys sizes the index; one past the limit creates nothing" t_load_expected_keys
 
 # ---- stats, compact ----
 
