@@ -68,7 +68,9 @@ static int roll(kv_t *db)
 	int rc;
 
 	KV__KILLPOINT("roll.begin");
-	if ((rc = kv__seg_flush(old)) != 0)
+	/* Queued puts point into the active segment, and must be in the
+	 * keydir before it is sealed and so open to compaction (pubq.h). */
+	if ((rc = kv__settle_wl(db)) != 0 || (rc = kv__seg_flush(old)) != 0)
 		return rc;
 	/* Trimmed before the next segment exists: only the log's tail may
 	 * end in preallocated zeros, which recovery cuts quietly. */
@@ -126,26 +128,32 @@ static void order_drop(kv_t *db)
 	db->order_built = 0;
 }
 
-static int publish_put(kv_t *db, const kv__op *op, uint64_t loc)
+/* A put of (key, klen, hash) at loc into the keydir. KV_ENOMEM changes
+ * nothing, so that a queued put can be tried again. */
+static int publish_put(kv_t *db, const void *key, size_t klen, uint64_t h,
+		       uint64_t loc, uint32_t vlen, uint32_t flags)
 {
-	uint64_t h = kv__kd_hash(op->key, op->klen);
-	uint32_t id = kv__kd_find(&db->kd, op->key, op->klen, h);
-	uint32_t flags = op->expire_ms ? KV__KF_TTL : 0;
+	uint32_t id = kv__kd_find(&db->kd, key, klen, h);
 	kv__seg *s = db->segs[KV__LOC_SLOT(loc)];
 
-	s->live_bytes += kv__rec_size(op->klen, op->vlen);
 	if (id != UINT32_MAX) {
 		kv__db_retire(db, kv__kd_ent(&db->kd, id));
-		kv__kd_update(&db->kd, id, loc, op->vlen, flags);
-		return 0;
-	}
-	if (kv__kd_insert(&db->kd, op->key, op->klen, h, loc, op->vlen, flags,
-			  &id))
+		kv__kd_update(&db->kd, id, loc, vlen, flags);
+	} else if (kv__kd_insert(&db->kd, key, klen, h, loc, vlen, flags,
+				 &id)) {
 		return KV_ENOMEM;
-	if (db->order_built &&
-	    kv__order_insert(&db->order, id, op->key, op->klen))
+	} else if (db->order_built &&
+		   kv__order_insert(&db->order, id, key, klen)) {
 		order_drop(db);
+	}
+	s->live_bytes += kv__rec_size((uint32_t)klen, vlen);
 	return 0;
+}
+
+static int publish_op(kv_t *db, const kv__op *op, uint64_t loc)
+{
+	return publish_put(db, op->key, op->klen, kv__kd_hash(op->key, op->klen),
+			   loc, op->vlen, op->expire_ms ? KV__KF_TTL : 0);
 }
 
 static void publish_del(kv_t *db, const kv__op *op, uint64_t loc)
@@ -163,21 +171,71 @@ static void publish_del(kv_t *db, const kv__op *op, uint64_t loc)
 	kv__db_forget(db, id, op->key, op->klen, h);
 }
 
-static int publish(kv_t *db, const kv__op *ops, size_t n, uint32_t slot,
-		   uint64_t off)
+/* With wlock and klock (exclusive) held: the queued puts into the keydir,
+ * oldest first, their lookups' cache misses overlapped. On KV_ENOMEM the
+ * ones not taken stay queued, in order. */
+static int publish_queued(kv_t *db)
 {
+	kv__pubq *q = &db->pubq;
+	uint32_t n = atomic_load_explicit(&q->n, memory_order_relaxed), i;
 	int rc = 0;
 
-	kv__klock_wr(&db->klock);
+	kv__kd_warm(&db->kd, q->hash, n);
+	for (i = 0; i < n && rc == 0; i++) {
+		const kv__kent *e = &q->ent[i];
+
+		rc = publish_put(db, e->k.bytes, kv__kent_klen(e), q->hash[i],
+				 e->loc, kv__kent_vlen(e), kv__kent_flags(e));
+	}
+	if (rc) {
+		i--; /* the one that failed stays */
+		memmove(q->ent, q->ent + i, (n - i) * sizeof *q->ent);
+		memmove(q->hash, q->hash + i, (n - i) * sizeof *q->hash);
+	}
+	atomic_store_explicit(&q->n, n - i, memory_order_relaxed);
+	return rc;
+}
+
+/* Queues a single put of a short key (pubq.h), publishing the queue when
+ * it is full; anything else is published now, after the queue. */
+static int publish_locked(kv_t *db, const kv__op *ops, size_t n,
+			  uint32_t slot, uint64_t off)
+{
+	kv__pubq *q = &db->pubq;
+	uint32_t qn = atomic_load_explicit(&q->n, memory_order_relaxed);
+	int rc = 0;
+
+	if (n == 1 && ops->type == KV__REC_PUT && kv__pubq_fits(ops->klen) &&
+	    qn < KV__PUBQ_LEN) {
+		kv__kent *e = &q->ent[qn];
+
+		e->loc = KV__LOC(slot, off);
+		e->key = kv__kent_pack(ops->vlen, ops->klen,
+				       ops->expire_ms ? KV__KF_TTL : 0);
+		memcpy(e->k.bytes, ops->key, ops->klen);
+		q->hash[qn] = kv__kd_hash(ops->key, ops->klen);
+		atomic_store_explicit(&q->n, qn + 1, memory_order_relaxed);
+		return qn + 1 == KV__PUBQ_LEN ? publish_queued(db) : 0;
+	}
+	if (qn && (rc = publish_queued(db)) != 0)
+		return rc;
 	for (size_t i = 0; i < n; i++) {
 		uint64_t loc = KV__LOC(slot, off);
 
 		if (ops[i].type == KV__REC_PUT)
-			rc |= publish_put(db, &ops[i], loc);
+			rc |= publish_op(db, &ops[i], loc);
 		else
 			publish_del(db, &ops[i], loc);
 		off += kv__rec_size(ops[i].klen, ops[i].vlen);
 	}
+	return rc;
+}
+
+static int publish(kv_t *db, const kv__op *ops, size_t n, uint32_t slot,
+		   uint64_t off)
+{
+	kv__klock_wr(&db->klock);
+	int rc = publish_locked(db, ops, n, slot, off);
 	kv__klock_unlock(&db->klock);
 	if (rc == 0)
 		return 0;
@@ -186,6 +244,28 @@ static int publish(kv_t *db, const kv__op *ops, size_t n, uint32_t slot,
 	atomic_store(&db->poisoned, 1);
 	return kv__fail(KV_ENOMEM, "out of memory updating the index; the "
 			"write is in the log; reopen the store");
+}
+
+int kv__settle_wl(kv_t *db)
+{
+	if (!atomic_load_explicit(&db->pubq.n, memory_order_relaxed))
+		return 0;
+	kv__klock_wr(&db->klock);
+	int rc = publish_queued(db);
+	kv__klock_unlock(&db->klock);
+	if (rc)
+		return kv__fail(KV_ENOMEM, "out of memory updating the index");
+	return 0;
+}
+
+int kv__settle(kv_t *db)
+{
+	if (!atomic_load_explicit(&db->pubq.n, memory_order_relaxed))
+		return 0;
+	pthread_mutex_lock(&db->wlock);
+	int rc = kv__settle_wl(db);
+	pthread_mutex_unlock(&db->wlock);
+	return rc;
 }
 
 /* Which position, if any, this write must wait to be durable. */

@@ -34,6 +34,14 @@ typedef struct kv__op {
 /* Appends the ops as one atomic run of records (a batch when n > 1). */
 int kv__commit(kv_t *db, const kv__op *ops, size_t n);
 
+/* Publishes the queued puts (pubq.h) before a walk over the keydir, so
+ * that it sees every put that returned before the call. Takes wlock and
+ * klock. KV_ENOMEM if the keydir cannot take them: they stay queued, gets
+ * still find them, and the next call tries again. */
+int kv__settle(kv_t *db);
+/* The same, for a caller that holds wlock. */
+int kv__settle_wl(kv_t *db);
+
 /* Replication (kv_repl_apply): records that carry their LSNs, written as
  * the verified bytes at raw that ops describe (their sizes add up). STREAM: one or more
  * whole runs, consecutive LSNs from ops[0].lsn, which must be the next

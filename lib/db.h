@@ -20,8 +20,9 @@
  * compact.run serialises compactions; it is taken before wlock and klock,
  * and a compaction holds wlock only to choose segments and number files,
  * klock only for short switch steps, never across file I/O.
- * Because only writers change the keydir, and they hold wlock, a writer may
- * read the keydir under wlock alone.
+ * Because only writers change the keydir, and they hold wlock (so does a
+ * reader that publishes the queued puts, kv__settle), a writer may read
+ * the keydir under wlock alone.
  */
 #ifndef KV_DB_H
 #define KV_DB_H
@@ -35,6 +36,7 @@
 #include "lock.h"
 #include "kv.h"
 #include "order.h"
+#include "pubq.h"
 #include "segment.h"
 
 typedef struct kv__sync {
@@ -121,6 +123,7 @@ struct kv {
 	kv__klock klock;
 
 	kv__keydir kd;
+	kv__pubq pubq;           /* puts not in kd yet (pubq.h) */
 	kv__order order;
 	int order_built;         /* built lazily by the first kv_scan */
 

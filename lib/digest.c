@@ -23,6 +23,7 @@
 #include <xxhash.h>
 
 #include "lock.h"
+#include "commit.h"
 #include "db.h"
 #include "error.h"
 #include "le.h"
@@ -227,7 +228,8 @@ static int digest_range(kv_t *db, const range *r, struct kv_digest *out)
 
 	memset(out, 0, sizeof *out * r->n);
 	pthread_mutex_lock(&db->wlock);
-	rc = walk(db, r, &s);
+	if ((rc = kv__settle_wl(db)) == 0)
+		rc = walk(db, r, &s);
 	pthread_mutex_unlock(&db->wlock);
 	if (rc) {
 		memset(out, 0, sizeof *out * r->n);
@@ -273,7 +275,8 @@ KV_API int kv_digest_foreach(kv_t *db, uint64_t first, uint64_t last,
 
 	if (!db || !fn)
 		return kv__fail(KV_EINVAL, "kv_digest_foreach: NULL argument");
-	if ((rc = range_init(&r, first, last, 1)) != 0)
+	if ((rc = range_init(&r, first, last, 1)) != 0 ||
+	    (rc = kv__settle(db)) != 0)
 		return rc;
 	return walk(db, &r, &s);
 }

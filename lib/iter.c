@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "lock.h"
+#include "commit.h"
 #include "db.h"
 #include "error.h"
 #include "read.h"
@@ -51,8 +52,10 @@ static int deliver(kv_t *db, window *w, kv_pair_fn fn, void *ctx,
  * that lives throughout exactly once. */
 static int fill_by_id(kv_t *db, window *w, uint32_t *next, int *more)
 {
-	int rc = 0;
+	int rc = kv__settle(db);
 
+	if (rc)
+		return rc;
 	kv__klock_rd(&db->klock);
 	for (; *next < db->kd.nids && w->n < WINDOW && rc == 0; (*next)++)
 		if (kv__kd_live(&db->kd, *next))
@@ -239,8 +242,10 @@ static int fill_by_key(kv_t *db, window *w, bounds *b, const void *start,
 {
 	kv__order_cur c;
 	uint32_t id, ids[WINDOW];
-	int rc = 0;
+	int rc = kv__settle(db);
 
+	if (rc)
+		return rc;
 	kv__klock_rd(&db->klock);
 	if (!db->order_built) {
 		kv__klock_unlock(&db->klock);

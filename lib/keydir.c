@@ -48,11 +48,6 @@ static uint32_t h32_of(uint64_t hash)
 
 _Static_assert(sizeof(kv__kent) == 32, "an entry is 32 bytes");
 
-static uint64_t pack_key(uint32_t vlen, size_t klen, uint32_t flags)
-{
-	return ((uint64_t)vlen << 32) | ((uint64_t)klen << 8) | (flags & 0xffu);
-}
-
 static int in_arena(size_t klen)
 {
 	return klen > KV__KD_INLINE;
@@ -437,7 +432,7 @@ int kv__kd_insert(kv__keydir *kd, const void *key, size_t klen,
 	else
 		kd->nids++;
 	e->loc = loc;
-	e->key = pack_key(vlen, klen, flags);
+	e->key = kv__kent_pack(vlen, klen, flags);
 	if (in_arena(klen))
 		e->k.arena = arena_put(kd, key, klen);
 	else
@@ -459,7 +454,7 @@ void kv__kd_update(kv__keydir *kd, uint32_t id, uint64_t loc, uint32_t vlen,
 	kv__kent *e = kv__kd_ent(kd, id);
 
 	e->loc = loc;
-	e->key = pack_key(vlen, kv__kent_klen(e), flags);
+	e->key = kv__kent_pack(vlen, kv__kent_klen(e), flags);
 }
 
 /* Copies live keys into fresh chunks. Runs when half the arena is dead, so

@@ -72,6 +72,13 @@ typedef struct kv__keydir {
 	uint64_t arena_live;
 } kv__keydir;
 
+/* The key field of an entry: vlen (32) | 0 (8) | klen (16) | flags (8). */
+static inline uint64_t kv__kent_pack(uint32_t vlen, size_t klen,
+				     uint32_t flags)
+{
+	return ((uint64_t)vlen << 32) | ((uint64_t)klen << 8) | (flags & 0xffu);
+}
+
 static inline uint32_t kv__kent_klen(const kv__kent *e)
 {
 	return (uint32_t)(e->key >> 8) & 0xffffu;

@@ -11,19 +11,16 @@
  * swapped block; its CRC is fine) must not be returned as this key's
  * value. Compared here, under klock, while the arena copy of the key
  * cannot move; kv__fetch_check reports it (found by test_corrupt). */
-static int same_key(kv_t *db, uint32_t id, kv__fetch *f)
+static int same_key(const uint8_t *key, kv__fetch *f)
 {
-	f->other_key = memcmp(f->rec + KV__REC_HDR, kv__kd_key(&db->kd, id),
-			      f->klen) != 0;
+	f->other_key = memcmp(f->rec + KV__REC_HDR, key, f->klen) != 0;
 	return 0;
 }
 
-/* Fills f for entry id, with the record's place in the map if it is
+/* Fills f for entry e, with the record's place in the map if it is
  * mapped; no pin, no copy. */
-static void locate(kv_t *db, uint32_t id, kv__fetch *f)
+static void locate(kv_t *db, const kv__kent *e, kv__fetch *f)
 {
-	const kv__kent *e = kv__kd_ent(&db->kd, id);
-
 	memset(f, 0, sizeof *f);
 	f->seg = db->segs[KV__LOC_SLOT(e->loc)];
 	f->off = KV__LOC_OFF(e->loc);
@@ -31,6 +28,24 @@ static void locate(kv_t *db, uint32_t id, kv__fetch *f)
 	f->vlen = kv__kent_vlen(e);
 	f->flags = kv__kent_flags(e);
 	f->rec = kv__seg_ptr(f->seg, f->off, kv__rec_size(f->klen, f->vlen));
+}
+
+/* Under klock: the newest entry of the key, and its key bytes in *kb; a
+ * queued put's (pubq.h) before the keydir's. NULL when neither has it. */
+static const kv__kent *find(kv_t *db, const void *key, size_t klen,
+			    uint64_t h, const uint8_t **kb)
+{
+	const kv__kent *e = kv__pubq_find(&db->pubq, key, klen, h);
+
+	if (e) {
+		*kb = e->k.bytes;
+		return e;
+	}
+	uint32_t id = kv__kd_find(&db->kd, key, klen, h);
+	if (id == UINT32_MAX)
+		return NULL;
+	*kb = kv__kd_key(&db->kd, id);
+	return kv__kd_ent(&db->kd, id);
 }
 
 /* The record's address as locate() finds it, without filling a kv__fetch
@@ -52,12 +67,14 @@ void kv__fetch_warm(kv_t *db, uint32_t id)
 	__builtin_prefetch(end - 1);
 }
 
-int kv__fetch_locked(kv_t *db, uint32_t id, kv__fetch *f)
+/* kv__fetch_locked for an entry e whose key bytes are at kb. */
+static int fetch_ent(kv_t *db, const kv__kent *e, const uint8_t *kb,
+		     kv__fetch *f)
 {
-	locate(db, id, f);
+	locate(db, e, f);
 	atomic_fetch_add(&f->seg->refs, 1);
 	if (f->rec)
-		return same_key(db, id, f);
+		return same_key(kb, f);
 	/* Not mapped (or still in the KV_SYNC_NONE buffer): copy it. */
 	size_t size = kv__rec_size(f->klen, f->vlen);
 	if (!(f->own = malloc(size))) {
@@ -70,7 +87,13 @@ int kv__fetch_locked(kv_t *db, uint32_t id, kv__fetch *f)
 		return rc;
 	}
 	f->rec = f->own;
-	return same_key(db, id, f);
+	return same_key(kb, f);
+}
+
+int kv__fetch_locked(kv_t *db, uint32_t id, kv__fetch *f)
+{
+	return fetch_ent(db, kv__kd_ent(&db->kd, id), kv__kd_key(&db->kd, id),
+			 f);
 }
 
 /* Checks a fetched record and calls fn with its plain value. */
@@ -107,20 +130,22 @@ int kv__fetch_copy(kv_t *db, const void *key, size_t klen, kv_view_fn fn,
 	kv__fetch f;
 	int rc;
 
+	const uint8_t *kb;
+
 	unsigned lk = kv__klock_rd_get(&db->klock);
-	uint32_t id = kv__kd_find(&db->kd, key, klen, h);
-	if (id == UINT32_MAX) {
+	const kv__kent *e = find(db, key, klen, h, &kb);
+	if (!e) {
 		kv__klock_rd_done(&db->klock, lk);
 		return KV_ENOTFOUND;
 	}
-	locate(db, id, &f);
+	locate(db, e, &f);
 	if (copy_locked(&f)) {
-		same_key(db, id, &f);
+		same_key(kb, &f);
 		rc = call_value(db, &f, fn, ctx);
 		kv__klock_rd_done(&db->klock, lk);
 		return rc;
 	}
-	rc = kv__fetch_locked(db, id, &f);
+	rc = fetch_ent(db, e, kb, &f);
 	kv__klock_rd_done(&db->klock, lk);
 	if (rc == 0) {
 		rc = call_value(db, &f, fn, ctx);
@@ -134,14 +159,16 @@ int kv__fetch_key(kv_t *db, const void *key, size_t klen, kv__fetch *f)
 	uint64_t h = kv__kd_hash(key, klen);
 	int rc;
 
+	const uint8_t *kb;
+
 	unsigned lk = kv__klock_rd_get(&db->klock);
-	uint32_t id = kv__kd_find(&db->kd, key, klen, h);
-	if (id == UINT32_MAX) {
+	const kv__kent *e = find(db, key, klen, h, &kb);
+	if (!e) {
 		kv__klock_rd_done(&db->klock, lk);
 		memset(f, 0, sizeof *f);
 		return KV_ENOTFOUND;
 	}
-	rc = kv__fetch_locked(db, id, f);
+	rc = fetch_ent(db, e, kb, f);
 	kv__klock_rd_done(&db->klock, lk);
 	return rc;
 }
@@ -152,14 +179,15 @@ int kv__live_key(kv_t *db, const void *key, size_t klen)
 	kv__fetch f;
 	int rc;
 
+	const uint8_t *kb;
+
 	kv__klock_rd(&db->klock);
-	uint32_t id = kv__kd_find(&db->kd, key, klen, h);
-	if (id == UINT32_MAX || !(kv__kent_flags(kv__kd_ent(&db->kd, id)) &
-				  KV__KF_TTL)) {
+	const kv__kent *e = find(db, key, klen, h, &kb);
+	if (!e || !(kv__kent_flags(e) & KV__KF_TTL)) {
 		kv__klock_unlock(&db->klock);
-		return id == UINT32_MAX ? KV_ENOTFOUND : KV_OK;
+		return e ? KV_OK : KV_ENOTFOUND;
 	}
-	rc = kv__fetch_locked(db, id, &f);
+	rc = fetch_ent(db, e, kb, &f);
 	kv__klock_unlock(&db->klock);
 	if (rc == 0) {
 		rc = kv__fetch_check(db, &f);

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "lock.h"
+#include "commit.h"
 #include "error.h"
 #include "le.h"
 #include "record.h"
@@ -325,7 +326,8 @@ static int cmp_u64(const void *a, const void *b)
 }
 
 /* With wlock and klock held: the keydir is exactly the records up to
- * next_lsn - 1 (writers publish under wlock). */
+ * next_lsn - 1 (writers publish under wlock, and the queued puts were
+ * published just before: kv__settle_wl). */
 static int take_locked(kv_t *db, snap *sn)
 {
 	sn->nslots = db->nslots;
@@ -353,6 +355,8 @@ static int take_snapshot(kv_t *db, snap *sn)
 
 	pthread_mutex_lock(&db->wlock);
 	int rc = bound_locked(db, &bound);
+	if (rc == 0)
+		rc = kv__settle_wl(db);
 	kv__klock_rd(&db->klock);
 	if (rc == 0)
 		rc = take_locked(db, sn);

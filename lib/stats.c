@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "lock.h"
+#include "commit.h"
 #include "db.h"
 #include "error.h"
 #include "record.h"
@@ -51,6 +52,11 @@ KV_API int kv_stats(kv_t *db, struct kv_stats *out)
 	out->sync_mode = db->opts.sync_mode;
 	/* wlock too: segment sizes and the LSN move under it. */
 	pthread_mutex_lock(&db->wlock);
+	int rc = kv__settle_wl(db);
+	if (rc) {
+		pthread_mutex_unlock(&db->wlock);
+		return rc;
+	}
 	kv__klock_rd(&db->klock);
 	for (uint32_t i = 0; i < db->nslots; i++) {
 		kv__seg *s = db->segs[i];
@@ -115,6 +121,11 @@ KV_API int kv_stats_segments(kv_t *db, kv_segment_stats *arr, size_t cap,
 	if (!db || !n || (!arr && cap))
 		return kv__fail(KV_EINVAL, "kv_stats_segments: NULL argument");
 	pthread_mutex_lock(&db->wlock);
+	int rc = kv__settle_wl(db);
+	if (rc) {
+		pthread_mutex_unlock(&db->wlock);
+		return rc;
+	}
 	kv__klock_rd(&db->klock);
 	all = calloc(db->nsegs ? db->nsegs : 1, sizeof *all);
 	uint32_t *index = calloc(db->nslots ? db->nslots : 1, sizeof *index);
