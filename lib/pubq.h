@@ -6,8 +6,10 @@
  * nothing else in the put can hide the second. A single put of a short
  * key is queued here instead, and the queue enters the keydir KV__PUBQ_LEN
  * at a time with the misses of all of them overlapped (kv__kd_warm).
- * Measured with kvbench, libkv alone, 3 alternating pairs: overwrite
- * 1,988-2,418 against 1,627-1,724 k/s.
+ * Measured with kvbench, libkv alone, 3 alternating pairs: overwrite of
+ * 1M keys 2,566-2,966 against 1,349-1,750 k/s, YCSB-A 1,629-1,760 against
+ * 1,233-1,458; fill, gets and deletes as before (deletes must look up
+ * the key to answer KV_ENOTFOUND, so they cannot wait here).
  *
  * What keeps it invisible to users:
  *   - it changes only with wlock and klock (exclusive) held, as the keydir
