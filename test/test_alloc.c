@@ -59,14 +59,6 @@ static int clean(int rc, const char *what)
 	return rc;
 }
 
-static int count_pair(void *ctx, const void *k, size_t kl, const void *v,
-		      size_t vl)
-{
-	(void)k; (void)kl; (void)v; (void)vl;
-	++*(int *)ctx;
-	return 0;
-}
-
 static int put(kv_t *db, int key, int op)
 {
 	char k[8], v[700];
@@ -112,9 +104,9 @@ static void readers(kv_t *db)
 
 	if (clean(kv_get(db, "k1", 2, &v, &n), "kv_get") == KV_OK)
 		kv_free(v);
-	clean(kv_scan(db, NULL, 0, NULL, 0, NULL, 0, 0, count_pair, &ignored),
+	clean(kv_scan(db, NULL, 0, NULL, 0, NULL, 0, 0, tu_count_pair, &ignored),
 	      "kv_scan");
-	clean(kv_foreach(db, count_pair, &ignored), "kv_foreach");
+	clean(kv_foreach(db, tu_count_pair, &ignored), "kv_foreach");
 	clean(kv_stats(db, &st), "kv_stats");
 	clean(kv_stats_segments(db, seg, 8, &nseg), "kv_stats_segments");
 	clean(kv_verify(db, NULL, NULL, NULL), "kv_verify");
@@ -221,8 +213,8 @@ static void after_clear(kv_t *db)
 	int n = 0, want = poisoned ? KV_EIO : KV_OK;
 
 	check_keys(db, "same handle");
-	TU_OK(kv_foreach(db, count_pair, &n));
-	TU_OK(kv_scan(db, NULL, 0, NULL, 0, NULL, 0, 0, count_pair, &n));
+	TU_OK(kv_foreach(db, tu_count_pair, &n));
+	TU_OK(kv_scan(db, NULL, 0, NULL, 0, NULL, 0, 0, tu_count_pair, &n));
 	TU_OK(kv_verify(db, NULL, NULL, NULL));
 	assert_int_equal(put(db, AFTER, 200), want);
 	assert_int_equal(kv_compact(db, NULL), want);
@@ -386,7 +378,7 @@ static void test_index_out_of_memory_in_a_reader_loses_no_put(void **state)
 	tu_alloc_disarm();
 	TU_OK(kv_stats(db, &st));
 	assert_int_equal(st.live_keys, 3);
-	TU_OK(kv_foreach(db, count_pair, &each));
+	TU_OK(kv_foreach(db, tu_count_pair, &each));
 	assert_int_equal(each, 3);
 	TU_OK(tu_put(db, "k3", "k3"));
 	TU_OK(kv_delete(db, "k0", 2));

@@ -3,14 +3,6 @@
 
 #include "testutil.h"
 
-static int count_pairs(void *ctx, const void *k, size_t kl, const void *v,
-		       size_t vl)
-{
-	(void)k; (void)kl; (void)v; (void)vl;
-	(*(int *)ctx)++;
-	return 0;
-}
-
 static void test_expired_keys_are_invisible_everywhere(void **state)
 {
 	char *dir = tu_mkdir();
@@ -29,10 +21,10 @@ static void test_expired_keys_are_invisible_everywhere(void **state)
 	tu_expect(db, "t", "temp");
 	tu_clock_ms += 1; /* expiry is at put time + ttl, exclusive */
 	tu_expect_missing(db, "t");
-	assert_int_equal(kv_foreach(db, count_pairs, &n), KV_OK);
+	assert_int_equal(kv_foreach(db, tu_count_pair, &n), KV_OK);
 	assert_int_equal(n, 1);
 	n = 0;
-	assert_int_equal(kv_scan(db, NULL, 0, NULL, 0, NULL, 0, 0, count_pairs,
+	assert_int_equal(kv_scan(db, NULL, 0, NULL, 0, NULL, 0, 0, tu_count_pair,
 				 &n), KV_OK);
 	assert_int_equal(n, 1);
 	assert_int_equal(kv_delete(db, "t", 1), KV_ENOTFOUND);

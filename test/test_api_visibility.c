@@ -14,14 +14,6 @@
 
 #include "testutil.h"
 
-static int count_pair(void *ctx, const void *k, size_t kl, const void *v,
-		      size_t vl)
-{
-	(void)k; (void)kl; (void)v; (void)vl;
-	++*(int *)ctx;
-	return 0;
-}
-
 static void key_of(char *k, size_t cap, int i)
 {
 	snprintf(k, cap, "key%05d", i);
@@ -59,14 +51,14 @@ static int count_by(kv_t *db, int reader)
 
 	switch (reader) {
 	case R_FOREACH:
-		TU_OK(kv_foreach(db, count_pair, &n));
+		TU_OK(kv_foreach(db, tu_count_pair, &n));
 		return n;
 	case R_SCAN:
-		TU_OK(kv_scan(db, NULL, 0, NULL, 0, NULL, 0, 0, count_pair,
+		TU_OK(kv_scan(db, NULL, 0, NULL, 0, NULL, 0, 0, tu_count_pair,
 			      &n));
 		return n;
 	case R_DIGEST_FOREACH:
-		TU_OK(kv_digest_foreach(db, 0, UINT64_MAX, count_pair, &n));
+		TU_OK(kv_digest_foreach(db, 0, UINT64_MAX, tu_count_pair, &n));
 		return n;
 	case R_STATS:
 		TU_OK(kv_stats(db, &st));

@@ -790,14 +790,6 @@ static void test_compressed_value_that_does_not_inflate(void **state)
 	tu_rmdir(dir);
 }
 
-static int count_pairs(void *ctx, const void *k, size_t kl, const void *v,
-		       size_t vl)
-{
-	(void)k; (void)kl; (void)v; (void)vl;
-	(*(int *)ctx)++;
-	return 0;
-}
-
 /* The same damage met by kv_foreach: it stops with KV_ECORRUPT. */
 static void test_foreach_stops_at_a_value_that_does_not_inflate(
 	void **state)
@@ -829,7 +821,7 @@ static void test_foreach_stops_at_a_value_that_does_not_inflate(
 
 	o.flags = 0;
 	db = tu_open(dir, &o);
-	assert_int_equal(kv_foreach(db, count_pairs, &seen), KV_ECORRUPT);
+	assert_int_equal(kv_foreach(db, tu_count_pair, &seen), KV_ECORRUPT);
 	assert_int_equal(seen, 0);
 	assert_non_null(strstr(kv_errmsg(), "does not inflate"));
 	kv_close(db);

@@ -900,17 +900,6 @@ static int read_key(kv_t *db, int k)
 	return id;
 }
 
-static int count_pair(void *ctx, const void *key, size_t klen,
-		      const void *val, size_t vlen)
-{
-	(void)key;
-	(void)klen;
-	(void)val;
-	(void)vlen;
-	(*(int *)ctx)++;
-	return 0;
-}
-
 /* The two states a crash at L may leave: committed (every op that
  * returned) and, if an op was in flight, committed plus that op. */
 static void model_at(size_t L, int old[NKEYS], int new[NKEYS])
@@ -955,7 +944,7 @@ static void check_model(const point *p, const int *choice, kv_t *db,
 			   "acknowledged state nor that plus the op in flight",
 			   when);
 	}
-	TU_OK(kv_foreach(db, count_pair, &pairs));
+	TU_OK(kv_foreach(db, tu_count_pair, &pairs));
 	if (pairs != live + extra)
 		STATE_FAIL(p, choice, "%s: %d pairs, %d expected", when, pairs,
 			   live + extra);

@@ -53,6 +53,9 @@ void tu_expect(kv_t *db, const char *key, const char *val);
 /* Asserts that key has no live value. */
 void tu_expect_missing(kv_t *db, const char *key);
 int tu_put(kv_t *db, const char *key, const char *val);
+/* A kv_pair_fn that counts the pairs it is called with into *(int *)ctx. */
+int tu_count_pair(void *ctx, const void *k, size_t kl, const void *v,
+		  size_t vl);
 
 /* Fault injection: the next-but-`after` call of the given kind fails
  * with err (after = 0: the very next one); persistent keeps failing.
