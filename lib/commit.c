@@ -150,10 +150,16 @@ static int publish_put(kv_t *db, const void *key, size_t klen, uint64_t h,
 	return 0;
 }
 
+/* The keydir entry flags of a put. */
+static uint32_t put_flags(const kv__op *op)
+{
+	return op->expire_ms ? KV__KF_TTL : 0;
+}
+
 static int publish_op(kv_t *db, const kv__op *op, uint64_t loc)
 {
 	return publish_put(db, op->key, op->klen, kv__kd_hash(op->key, op->klen),
-			   loc, op->vlen, op->expire_ms ? KV__KF_TTL : 0);
+			   loc, op->vlen, put_flags(op));
 }
 
 static void publish_del(kv_t *db, const kv__op *op, uint64_t loc)
@@ -210,8 +216,7 @@ static int publish_locked(kv_t *db, const kv__op *ops, size_t n,
 		kv__kent *e = &q->ent[qn];
 
 		e->loc = KV__LOC(slot, off);
-		e->key = kv__kent_pack(ops->vlen, ops->klen,
-				       ops->expire_ms ? KV__KF_TTL : 0);
+		e->key = kv__kent_pack(ops->vlen, ops->klen, put_flags(ops));
 		memcpy(e->k.bytes, ops->key, ops->klen);
 		q->hash[qn] = kv__kd_hash(ops->key, ops->klen);
 		atomic_store_explicit(&q->n, qn + 1, memory_order_relaxed);

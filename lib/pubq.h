@@ -15,9 +15,10 @@
  *   - it changes only with wlock and klock (exclusive) held, as the keydir
  *     does, and is read under either;
  *   - a get looks here first, newest entry first (read.c);
- *   - every other reader of the keydir (iteration, scan, digest, stats,
- *     verify, a replica's snapshot) publishes the queue first
- *     (kv__settle), so that it sees every put that returned before it;
+ *   - every other reader of the keydir (iteration, scan, digests, stats,
+ *     a replica's snapshot) publishes the queue first (kv__settle), so
+ *     that it sees every put that returned before it; kv_verify reads
+ *     only the segments;
  *   - a write that is not a queued put (a delete, a batch, a long key)
  *     publishes the queue before itself, so the keydir takes the writes
  *     in log order;

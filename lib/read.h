@@ -45,7 +45,8 @@ int kv__fetch_copy(kv_t *db, const void *key, size_t klen, kv_view_fn fn,
 		   void *ctx);
 /* Finds key and fetches it, taking and dropping klock itself. */
 int kv__fetch_key(kv_t *db, const void *key, size_t klen, kv__fetch *f);
-/* KV_OK when key has a live value, from the keydir alone unless its entry
+/* KV_OK when key has a live value, from the index alone (the queued puts,
+ * pubq.h, then the keydir), unless its entry
  * has an expiry, which only the record holds (then fetched and checked).
  * For kv_delete's check under wlock (commit.c, still_live): a delete does
  * not need the value it removes, and reading it cost a record miss and a

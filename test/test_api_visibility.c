@@ -114,7 +114,9 @@ static void test_each_put_is_seen_at_once_by_every_reader(void **s)
 }
 
 /* The digest of a live set does not depend on whether a reopen rebuilt
- * the index: the same pairs, read right after the puts and after. */
+ * the index: the same pairs, read right after the puts and after. 28
+ * puts: not a whole number of the groups of 16 the index takes them in,
+ * so some are still on their way when kv_digest runs. */
 static void test_digest_right_after_puts_matches_reopened(void **s)
 {
 	char *dir = tu_mkdir();
@@ -127,7 +129,7 @@ static void test_digest_right_after_puts_matches_reopened(void **s)
 	db = tu_open(dir, &o);
 	for (int i = 0; i < 21; i++)
 		put_numbered(db, i, "first");
-	for (int i = 0; i < 21; i += 2)
+	for (int i = 0; i < 21; i += 3)
 		put_numbered(db, i, "second");
 	TU_OK(kv_digest(db, &before));
 	TU_OK(kv_close(db));
