@@ -516,6 +516,24 @@ static int check_value(const kv_t *db, const void *val, size_t vlen)
 
 /* ---- single-key operations ---- */
 
+/* Starts loading the first lines of a put's value, and its last: the
+ * record's CRC reads it first, under wlock, and a value out of cache
+ * (kvbench's come from a 1 MB pool at random) stalled it there: 48% of
+ * the CRC's samples were its first load. Loaded now, that miss overlaps
+ * the checks, the key's hash and the lock. kvbench, libkv alone, 8
+ * alternating pairs: overwrite median 2,406 against 2,096 k/s (faster in
+ * all 8), fillrandom 2,567 against 2,400, YCSB-A 1,563 against 1,424.
+ * Longer values are left to the hardware's stream prefetcher. */
+static void prefetch_value(const void *val, size_t vlen)
+{
+	const char *v = val;
+
+	for (size_t o = 0; o < vlen && o < 4 * 64; o += 64)
+		__builtin_prefetch(v + o);
+	if (vlen)
+		__builtin_prefetch(v + vlen - 1);
+}
+
 static int put(kv_t *db, const void *key, size_t klen, const void *val,
 	       size_t vlen, uint64_t expire)
 {
@@ -525,6 +543,8 @@ static int put(kv_t *db, const void *key, size_t klen, const void *val,
 		.expire_ms = expire,
 	};
 	void *owned;
+
+	prefetch_value(val, vlen);
 	int rc = kv__prepare_value(db, &op, &owned);
 
 	if (rc == 0)
